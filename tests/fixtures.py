@@ -1,0 +1,47 @@
+"""Small CCPs built from stated losses, for the worked examples."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from risk.ccp import Ccp
+from risk.model import Collateral, Member, Prices, Resources, Scenario, Trades
+
+UNIT_PRICE = 1.0
+
+
+def ccp_with_losses(losses: Mapping[str, Mapping[str, float]], *,
+                    groups: Mapping[str, str] | None = None,
+                    initial_margin: Mapping[str, float] | None = None,
+                    cash: Mapping[str, float] | None = None,
+                    default_fund: Mapping[str, float] | None = None,
+                    settlement_obligation: Mapping[str, float] | None = None,
+                    resources: Resources | None = None) -> Ccp:
+    """A CCP whose members lose exactly ``losses[member][scenario]``.
+
+    Each member holds one contract of its own instrument marked at 1, and each
+    scenario shocks that instrument by minus the stated loss.
+    """
+    groups, initial_margin, cash = groups or {}, initial_margin or {}, cash or {}
+    default_fund, settlement_obligation = default_fund or {}, settlement_obligation or {}
+    ccp = Ccp()
+    members = list(losses)
+    for m in members:
+        ccp.upsert_member(Member(m, groups.get(m), default_fund.get(m, 0.0),
+                                 settlement_obligation.get(m, 0.0)))
+    instruments = [f"book-{m}" for m in members]
+    ccp.apply_prices(Prices(instruments, np.full(len(members), UNIT_PRICE),
+                            np.zeros(len(members))))
+    ccp.apply_trades(Trades(members, instruments, np.ones(len(members)),
+                            np.full(len(members), UNIT_PRICE)))
+    ccp.apply_collateral(Collateral(
+        members, np.array([initial_margin.get(m, 0.0) for m in members]),
+        np.array([cash.get(m, 0.0) for m in members]), np.zeros(len(members))))
+    scenarios = sorted({s for by_scenario in losses.values() for s in by_scenario})
+    for s in scenarios:
+        ccp.upsert_scenario(Scenario(s, {f"book-{m}": -losses[m].get(s, 0.0) / UNIT_PRICE
+                                         for m in members}))
+    ccp.set_resources(resources or Resources())
+    return ccp
