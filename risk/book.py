@@ -159,14 +159,14 @@ class Book:
         return BlockChange(holders, instruments, columns[holders] * weight)
 
     def apply_prices(self, instruments: IndexArray, prices: FloatArray,
-                     ts: FloatArray) -> tuple[BlockChange, int]:
-        """Apply mark prices, ignoring stale ones: (notional change, number stale)."""
+                     ts: FloatArray) -> tuple[BlockChange, BoolArray]:
+        """Apply mark prices, ignoring stale ones: (notional change, which were stale)."""
         winners, stale = newest_per_key(instruments, ts, self.price_ts)
         moved = instruments[winners]
         change = self.move_marks(moved, prices[winners])
         self.has_price[moved] = True
         self.price_ts[moved] = ts[winners]
-        return change, int(stale.sum())
+        return change, stale
 
     def apply_trades(self, members: IndexArray, instruments: IndexArray, quantity: FloatArray,
                      price: FloatArray) -> tuple[BlockChange | None, PairChange]:
@@ -194,14 +194,14 @@ class Book:
         return marked, PairChange(held_by, held_in, notional)
 
     def apply_collateral(self, members: IndexArray, initial_margin: FloatArray, cash: FloatArray,
-                         ts: FloatArray) -> tuple[IndexArray, int]:
+                         ts: FloatArray) -> tuple[IndexArray, BoolArray]:
         """Set members' latest collateral, ignoring stale states: (members changed, stale)."""
         winners, stale = newest_per_key(members, ts, self.collateral_ts)
         changed = members[winners]
         self.initial_margin[changed] = initial_margin[winners]
         self.cash[changed] = cash[winners]
         self.collateral_ts[changed] = ts[winners]
-        return changed, int(stale.sum())
+        return changed, stale
 
     def settle(self, members: IndexArray) -> None:
         """Variation margin of ``members`` has been paid: their unsettled VM is 0."""

@@ -192,19 +192,19 @@ class Ccp:
         self.stress.apply_pairs(pairs)
         self._touch(members)
 
-    def apply_prices(self, prices: Prices) -> int:
-        """Apply a batch of mark prices; returns how many were stale."""
+    def apply_prices(self, prices: Prices) -> BoolArray:
+        """Apply a batch of mark prices; returns which were stale (changed nothing)."""
         if not len(prices.instrument):
-            return 0
+            return np.zeros(0, dtype=np.bool_)
         instruments = self._instrument_indices(list(prices.instrument))
         change, stale = self.book.apply_prices(instruments, prices.price, prices.ts)
         self._apply_block(change)
         return stale
 
-    def apply_collateral(self, collateral: Collateral) -> int:
-        """Apply a batch of collateral states; returns how many were stale."""
+    def apply_collateral(self, collateral: Collateral) -> BoolArray:
+        """Apply a batch of collateral states; returns which were stale (changed nothing)."""
         if not len(collateral.member):
-            return 0
+            return np.zeros(0, dtype=np.bool_)
         members = self._member_indices(list(collateral.member))
         changed, stale = self.book.apply_collateral(members, collateral.initial_margin,
                                                     collateral.cash, collateral.ts)

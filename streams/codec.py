@@ -1,0 +1,157 @@
+"""Bytes to validated messages, or rejections with their reason: the only parser.
+
+One msgspec struct per input topic of the contract. Numbers must be finite
+(msgspec refuses NaN and out-of-range literals), prices positive, amounts not
+negative; unknown extra fields are ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import msgspec
+
+from risk.model import Instrument, LiquidityType, LiquidResource, Member, Resources, Scenario
+
+Id = Annotated[str, msgspec.Meta(min_length=1)]
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+
+
+class TradeMessage(msgspec.Struct, frozen=True):
+    trade_id: Id
+    member: Id
+    instrument: Id
+    quantity: float
+    price: Positive
+    ts: float | None = None
+
+
+class PriceMessage(msgspec.Struct, frozen=True):
+    instrument: Id
+    price: Positive
+    ts: float | None = None
+
+
+class CollateralMessage(msgspec.Struct, frozen=True):
+    member: Id
+    initial_margin: NonNegative
+    cash: NonNegative
+    ts: float | None = None
+
+
+class SettlementMessage(msgspec.Struct, frozen=True):
+    member: Id
+    ts: float | None = None
+
+
+class MemberMessage(msgspec.Struct, frozen=True):
+    member: Id
+    default_fund: NonNegative
+    group: Id | None = None
+    settlement_obligation: NonNegative = 0.0
+    name: str | None = None
+
+    def to_model(self) -> Member:
+        return Member(self.member, self.group, self.default_fund, self.settlement_obligation,
+                      self.name)
+
+
+class InstrumentMessage(msgspec.Struct, frozen=True):
+    instrument: Id
+    multiplier: Positive = 1.0
+
+    def to_model(self) -> Instrument:
+        return Instrument(self.instrument, self.multiplier)
+
+
+class ScenarioMessage(msgspec.Struct, frozen=True):
+    scenario: Id
+    shocks: dict[Id, float]
+    description: str = ""
+    default_shock: float = 0.0
+
+    def to_model(self) -> Scenario:
+        return Scenario(self.scenario, self.shocks, self.default_shock, self.description)
+
+
+class LiquidResourceMessage(msgspec.Struct, frozen=True):
+    name: str
+    type: LiquidityType
+    amount: NonNegative
+    provider: Id | None = None
+
+
+class ResourcesMessage(msgspec.Struct, frozen=True):
+    skin_in_the_game: NonNegative
+    liquid_resources: list[LiquidResourceMessage]
+    other_prefunded: NonNegative = 0.0
+
+    def to_model(self) -> Resources:
+        return Resources(self.skin_in_the_game, self.other_prefunded, tuple(
+            LiquidResource(r.name, r.type, r.amount, r.provider) for r in self.liquid_resources))
+
+
+MESSAGE_TYPES: dict[str, type[msgspec.Struct]] = {
+    "trades": TradeMessage,
+    "prices": PriceMessage,
+    "collateral": CollateralMessage,
+    "settlements": SettlementMessage,
+    "members": MemberMessage,
+    "instruments": InstrumentMessage,
+    "scenarios": ScenarioMessage,
+    "resources": ResourcesMessage,
+}
+# A null value (tombstone) removes the member or scenario named by the key.
+TOMBSTONE_TOPICS = frozenset({"members", "scenarios"})
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why a message was refused."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Tombstone:
+    """A null value: remove what the key names."""
+
+    key: str
+
+
+_DECODERS = {kind: msgspec.json.Decoder(struct) for kind, struct in MESSAGE_TYPES.items()}
+
+
+def decoder(kind: str) -> msgspec.json.Decoder[Any]:
+    """The decoder of one input topic (named without prefix)."""
+    return _DECODERS[kind]
+
+
+def decode(kind: str, key: bytes | None, value: bytes | None) -> Any:
+    """One message: its struct, a :class:`Tombstone`, or a :class:`Rejection`."""
+    if value is None:
+        if kind in TOMBSTONE_TOPICS and key:
+            try:
+                return Tombstone(key.decode())
+            except UnicodeDecodeError:
+                return Rejection("tombstone key is not UTF-8")
+        return Rejection("null value where a message is required")
+    try:
+        return _DECODERS[kind].decode(value)
+    except (msgspec.DecodeError, msgspec.ValidationError) as error:
+        return Rejection(str(error))
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def encode(value: Any) -> bytes:
+    """JSON bytes of an output document."""
+    return _ENCODER.encode(value)
+
+
+def text(value: bytes | None) -> str:
+    """A raw value as text for the dead-letter topic; undecodable bytes are escaped."""
+    return "" if value is None else value.decode("utf-8", errors="backslashreplace")

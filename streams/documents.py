@@ -1,0 +1,86 @@
+"""The JSON documents the service publishes: /cover2, /groups/{group}, calls, dead letters."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from risk.calls import MarginCall
+from risk.ccp import MemberRows
+from risk.cover import Cover
+from risk.snapshot import Snapshot
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no infinity: an unbounded ratio is null."""
+    return value if math.isfinite(value) else None
+
+
+def _cover(cover: Cover, amount_name: str) -> dict[str, Any]:
+    return {"cover2": cover.amount, "scenario": cover.scenario,
+            "top": [{"group": t.group, amount_name: t.amount} for t in cover.top],
+            "cover1": cover.cover1, "cover1_scenario": cover.cover1_scenario,
+            "cover1_group": cover.cover1_group}
+
+
+def cover2_document(snapshot: Snapshot, currency: str, counts: dict[str, int]) -> dict[str, Any]:
+    """The document of ``GET /cover2`` and of the ``ccp.cover2`` topic."""
+    credit, liquidity = snapshot.credit, snapshot.liquidity
+    return {
+        "as_of": snapshot.as_of,
+        "currency": currency,
+        "credit": {
+            **_cover(credit.cover, "exposure"),
+            "prefunded": credit.prefunded, "default_fund": credit.default_fund,
+            "headroom": credit.headroom, "coverage_ratio": _finite(credit.coverage_ratio),
+            "worst_group_mode": {
+                "label": "each group at its own worst scenario (conservative, not cover-2)",
+                "cover2": credit.worst_group_mode,
+                "top": [{"group": t.group, "exposure": t.amount, "scenario": t.scenario}
+                        for t in credit.worst_group_top]},
+            "default_fund_minimum": {"amount": credit.default_fund_minimum,
+                                     "scenario": credit.default_fund_minimum_scenario,
+                                     "rule": "EMIR Art. 42(3)"},
+        },
+        "liquidity": {
+            **_cover(liquidity.cover, "drain"),
+            "qualifying": liquidity.qualifying, "headroom": liquidity.headroom,
+            "coverage_ratio": _finite(liquidity.coverage_ratio),
+            "qualifying_by_type": dict(liquidity.qualifying_by_type),
+        },
+        "counts": counts,
+        "groups": len(snapshot.groups),
+        "scenarios": len(snapshot.scenarios),
+    }
+
+
+def group_document(snapshot: Snapshot, rows: MemberRows, group: str,
+                   currency: str) -> dict[str, Any]:
+    """The document of ``GET /groups/{group}``: members, exposure and drain by scenario."""
+    g = snapshot.groups.index(group)
+    scenarios = list(snapshot.scenarios)
+    return {
+        "group": group, "as_of": snapshot.as_of, "currency": currency,
+        "members": list(rows.members), "scenarios": scenarios,
+        "exposure": dict(zip(scenarios, snapshot.exposure_by_group_scenario[g].tolist(),
+                             strict=True)),
+        "drain": dict(zip(scenarios, snapshot.drain_by_group_scenario[g].tolist(), strict=True)),
+        "member_exposure": {m: dict(zip(scenarios, row, strict=True))
+                            for m, row in zip(rows.members, rows.exposure.tolist(), strict=True)},
+        "member_need": {m: dict(zip(scenarios, row, strict=True))
+                        for m, row in zip(rows.members, rows.need.tolist(), strict=True)},
+    }
+
+
+def margin_call_document(call: MarginCall) -> dict[str, Any]:
+    """A ``ccp.margin-calls`` message."""
+    return {"call_id": call.call_id, "member": call.member, "group": call.group,
+            "kind": call.kind, "amount": call.amount, "exposure": call.exposure,
+            "scenario": call.scenario, "ts": call.ts}
+
+
+def dead_letter_document(topic: str, partition: int, offset: int, error: str, value: str,
+                         ts: float) -> dict[str, Any]:
+    """A ``ccp.dead-letter`` message."""
+    return {"topic": topic, "partition": partition, "offset": offset, "error": error,
+            "value": value, "ts": ts}

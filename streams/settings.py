@@ -1,0 +1,106 @@
+"""Every setting, read once from flags and ``COVER2_*`` variables into a frozen object.
+
+Each field's name gives its flag (``--web-port``) and its variable
+(``COVER2_WEB_PORT``); a flag wins over the variable, the variable over the
+default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from risk.calls import CallPolicy
+
+ENV_PREFIX = "COVER2_"
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The service's settings; the core receives plain values taken from them."""
+
+    broker: str = _setting("kafka://127.0.0.1:9092", "Kafka bootstrap server(s), kafka://HOST:PORT")
+    web_host: str = _setting("127.0.0.1", "address the HTTP server listens on")
+    web_port: int = _setting(6066, "port of /metrics, /cover2, /groups/{group} and /healthz")
+    topic_prefix: str = _setting("ccp.", "prefix of every topic name")
+    partitions: int = _setting(4, "partitions of the topics the service creates")
+    currency: str = _setting("USD", "the one reporting currency of all money amounts")
+    publish_interval: float = _setting(0.25, "seconds between publications of ccp.cover2")
+    state_dir: str = _setting("cover2-state", "where the worker keeps its state snapshots")
+    snapshot_interval: float = _setting(30.0, "seconds between state snapshots")
+    group_id: str = _setting("cover2", "consumer group shared by the workers")
+    worker_id: str = _setting("", "this worker's name (default: host name and web port)")
+    session_timeout: float = _setting(
+        10.0, "consumer session timeout in seconds (the embedded broker's join waits half)")
+    heartbeat_interval: float = _setting(3.0, "consumer heartbeat interval in seconds")
+    max_batch: int = _setting(20_000, "most records applied to the core in one batch")
+    warning_fraction_of_im: float = _setting(
+        0.05, "margin warning when stress loss over margin reaches this fraction of IM")
+    warning_amount: float = _setting(0.0, "... and at least this amount")
+    call_fraction_of_im: float = _setting(
+        0.20, "margin call when stress loss over margin reaches this fraction of IM")
+    call_amount: float = _setting(0.0, "... and at least this amount")
+    minimum_transfer: float = _setting(10_000.0, "minimum transfer amount of a margin call")
+    call_cooldown: float = _setting(300.0, "seconds before a call of the same kind is re-issued")
+    log_level: str = _setting("info", "debug, info, warning or error")
+
+    @property
+    def call_policy(self) -> CallPolicy:
+        """The margin-call policy for the core."""
+        return CallPolicy(self.warning_amount, self.warning_fraction_of_im, self.call_amount,
+                          self.call_fraction_of_im, self.minimum_transfer, self.call_cooldown)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``HOST:PORT[,HOST:PORT]`` for the Kafka clients."""
+        return ",".join(server.removeprefix("kafka://") for server in self.broker.split(","))
+
+    @property
+    def name(self) -> str:
+        """This worker's name."""
+        return self.worker_id or f"{os.uname().nodename}-{self.web_port}"
+
+
+def env_name(name: str) -> str:
+    """The variable of a setting: ``web_port`` -> ``COVER2_WEB_PORT``."""
+    return ENV_PREFIX + name.upper()
+
+
+def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
+    """Add a flag for each setting (or for ``names``), its variable named in the help."""
+    for f in dataclasses.fields(Settings):
+        if names is None or f.name in names:
+            parser.add_argument(
+                "--" + f.name.replace("_", "-"), dest=f.name, type=type(f.default),
+                default=None, metavar=type(f.default).__name__.upper(),
+                help=f"{f.metadata['help']} [{env_name(f.name)}, default {f.default!r}]")
+
+
+def load(flags: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None,
+         **overrides: Any) -> Settings:
+    """Settings from flags, then ``COVER2_*`` variables, then ``overrides`` as defaults."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        kind: Any = type(f.default)
+        flag = getattr(flags, f.name, None) if flags is not None else None
+        if flag is not None:
+            values[f.name] = flag
+        elif env_name(f.name) in environ:
+            raw = environ[env_name(f.name)]
+            try:
+                values[f.name] = kind(raw)
+            except ValueError:
+                raise SystemExit(f"{env_name(f.name)}={raw!r} is not a valid {kind.__name__}: "
+                                 f"{f.metadata['help']}") from None
+        elif f.name in overrides:
+            values[f.name] = overrides[f.name]
+    return Settings(**values)
