@@ -58,17 +58,21 @@ def group_document(snapshot: Snapshot, rows: MemberRows, group: str,
                    currency: str) -> dict[str, Any]:
     """The document of ``GET /groups/{group}``: members, exposure and drain by scenario."""
     g = snapshot.groups.index(group)
-    scenarios = list(snapshot.scenarios)
+    order = sorted(range(len(snapshot.scenarios)), key=snapshot.scenarios.__getitem__)
+    scenarios = [snapshot.scenarios[s] for s in order]
+
+    def by_scenario(row: Any) -> dict[str, float]:
+        return dict(zip(scenarios, row[order].tolist(), strict=True))
+
     return {
         "group": group, "as_of": snapshot.as_of, "currency": currency,
         "members": list(rows.members), "scenarios": scenarios,
-        "exposure": dict(zip(scenarios, snapshot.exposure_by_group_scenario[g].tolist(),
-                             strict=True)),
-        "drain": dict(zip(scenarios, snapshot.drain_by_group_scenario[g].tolist(), strict=True)),
-        "member_exposure": {m: dict(zip(scenarios, row, strict=True))
-                            for m, row in zip(rows.members, rows.exposure.tolist(), strict=True)},
-        "member_need": {m: dict(zip(scenarios, row, strict=True))
-                        for m, row in zip(rows.members, rows.need.tolist(), strict=True)},
+        "exposure": by_scenario(snapshot.exposure_by_group_scenario[g]),
+        "drain": by_scenario(snapshot.drain_by_group_scenario[g]),
+        "member_exposure": {m: by_scenario(row) for m, row in zip(rows.members, rows.exposure,
+                                                                   strict=True)},
+        "member_need": {m: by_scenario(row) for m, row in zip(rows.members, rows.need,
+                                                               strict=True)},
     }
 
 

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from risk.cover import largest_rows
 from risk.model import LiquidityType, LiquidResource
+from streams import topics
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -48,8 +49,8 @@ LARGE = MarketScale(members=300, groups=150, instruments=5000, scenarios=1000)
 XL = MarketScale(members=1000, groups=500, instruments=20000, scenarios=2000)
 SCALES = {"demo": DEMO, "large": LARGE, "xl": XL}
 
-FEED_TOPICS = ("trades", "prices", "collateral", "settlements")
-REFERENCE_TOPICS = ("instruments", "members", "scenarios", "resources")
+FEED_TOPICS = (topics.TRADES, topics.PRICES, topics.COLLATERAL, topics.SETTLEMENTS)
+REFERENCE_TOPICS = (topics.INSTRUMENTS, topics.MEMBERS, topics.SCENARIOS, topics.RESOURCES)
 BENCH_MIX = (0.70, 0.25, 0.05)  # trades, prices, collateral
 LIQUID_TYPES = tuple(t.value for t in LiquidityType)
 MULTIPLIERS = (1.0, 10.0, 50.0, 100.0, 1000.0)
@@ -273,16 +274,16 @@ class Market:
     def reference_messages(self) -> list[Message]:
         """Instruments, members, scenarios, then resources, as ``(topic, key, value)``."""
         out: list[Message] = [
-            ("instruments", i, {"instrument": i, "multiplier": k})
+            (topics.INSTRUMENTS, i, {"instrument": i, "multiplier": k})
             for i, k in zip(self.instrument_ids, self.multiplier.tolist(), strict=True)
         ]
-        out += [("members", member, {
+        out += [(topics.MEMBERS, member, {
             "member": member, "group": self.group_ids[g], "default_fund": df,
             "settlement_obligation": so, "name": name,
         }) for member, name, g, df, so in zip(
             self.member_ids, self.member_names, self.group_of_member.tolist(),
             self.default_fund.tolist(), self.settlement_obligation.tolist(), strict=True)]
-        out += [("scenarios", s, {
+        out += [(topics.SCENARIOS, s, {
             "scenario": s, "description": text, "default_shock": default,
             "shocks": dict(zip(self.instrument_ids, shocks.tolist(), strict=True)),
         }) for s, text, default, shocks in zip(
@@ -290,7 +291,7 @@ class Market:
             self.shocks, strict=True)]
         lines = [{k: v for k, v in vars(r).items() if v is not None} for r in self.liquid_resources]
         lines = [{**line, "type": str(line["type"])} for line in lines]
-        out.append(("resources", "resources", {
+        out.append((topics.RESOURCES, topics.RESOURCES, {
             "skin_in_the_game": self.skin_in_the_game, "other_prefunded": self.other_prefunded,
             "liquid_resources": lines,
         }))
@@ -331,7 +332,7 @@ class Feed:
     def opening_prices(self) -> list[Message]:
         """A price for every instrument at ``start_ts``: the marks before the first event."""
         ids, prices = self.market.instrument_ids, self.market.initial_price.tolist()
-        return [("prices", i, {"instrument": i, "price": p, "ts": self.start_ts})
+        return [(topics.PRICES, i, {"instrument": i, "price": p, "ts": self.start_ts})
                 for i, p in zip(ids, prices, strict=True)]
 
     def events(self, n: int) -> list[Message]:

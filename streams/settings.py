@@ -51,6 +51,13 @@ class Settings:
     minimum_transfer: float = _setting(10_000.0, "minimum transfer amount of a margin call")
     call_cooldown: float = _setting(300.0, "seconds before a call of the same kind is re-issued")
     log_level: str = _setting("info", "debug, info, warning or error")
+    broker_host: str = _setting("127.0.0.1", "address the embedded broker listens on")
+    broker_port: int = _setting(9092, "port of the embedded broker")
+    demo: bool = _setting(True, "with `cover2 run`, also start the demo market feed")
+    rate: float = _setting(1000.0, "events per second the market feed sends")
+    seconds: float = _setting(0.0, "how long the market feed runs (0: until stopped)")
+    seed: int = _setting(1, "seed of the synthetic market")
+    scale: str = _setting("demo", "size of the synthetic market: demo, large or xl")
 
     @property
     def call_policy(self) -> CallPolicy:
@@ -74,23 +81,50 @@ def env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
+def _boolean(text: str) -> bool:
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def _parser_of(kind: type) -> Any:
+    return _boolean if kind is bool else kind
+
+
 def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
-    """Add a flag for each setting (or for ``names``), its variable named in the help."""
+    """Add a flag for each setting (or for ``names``), its variable named in the help.
+
+    A boolean setting ``demo`` gets ``--demo`` and ``--no-demo``.
+    """
     for f in dataclasses.fields(Settings):
-        if names is None or f.name in names:
-            parser.add_argument(
-                "--" + f.name.replace("_", "-"), dest=f.name, type=type(f.default),
-                default=None, metavar=type(f.default).__name__.upper(),
-                help=f"{f.metadata['help']} [{env_name(f.name)}, default {f.default!r}]")
+        if names is not None and f.name not in names:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        text = f"{f.metadata['help']} [{env_name(f.name)}, default {f.default!r}]"
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                                default=None, help=text)
+        else:
+            parser.add_argument(flag, dest=f.name, type=type(f.default), default=None,
+                                metavar=type(f.default).__name__.upper(), help=text)
+
+
+def describe() -> str:
+    """Every setting with its variable and default, for ``cover2 --help``."""
+    return "\n".join(f"  {env_name(f.name):<32} {f.metadata['help']} (default {f.default!r})"
+                     for f in dataclasses.fields(Settings))
 
 
 def load(flags: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None,
-         **overrides: Any) -> Settings:
-    """Settings from flags, then ``COVER2_*`` variables, then ``overrides`` as defaults."""
+         defaults: Mapping[str, Any] | None = None) -> Settings:
+    """Settings from flags, then ``COVER2_*`` variables, then ``defaults``, then the fields'."""
+    defaults = defaults or {}
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for f in dataclasses.fields(Settings):
-        kind: Any = type(f.default)
+        kind: Any = _parser_of(type(f.default))
         flag = getattr(flags, f.name, None) if flags is not None else None
         if flag is not None:
             values[f.name] = flag
@@ -99,8 +133,12 @@ def load(flags: argparse.Namespace | None = None, environ: Mapping[str, str] | N
             try:
                 values[f.name] = kind(raw)
             except ValueError:
-                raise SystemExit(f"{env_name(f.name)}={raw!r} is not a valid {kind.__name__}: "
-                                 f"{f.metadata['help']}") from None
-        elif f.name in overrides:
-            values[f.name] = overrides[f.name]
-    return Settings(**values)
+                raise SystemExit(f"{env_name(f.name)}={raw!r} is not a valid "
+                                 f"{type(f.default).__name__}: {f.metadata['help']}") from None
+        elif f.name in defaults:
+            values[f.name] = defaults[f.name]
+    settings = Settings(**values)
+    if settings.scale not in ("demo", "large", "xl"):
+        raise SystemExit(f"unknown scale {settings.scale!r}: choose demo, large or xl "
+                         f"(--scale, {env_name('scale')})")
+    return settings

