@@ -115,6 +115,7 @@ class Monitor:
         events = self.state.tally.events
         return {"trades": events.get((t.TRADES, APPLIED), 0),
                 "prices": events.get((t.PRICES, APPLIED), 0),
+                "collateral": events.get((t.COLLATERAL, APPLIED), 0),
                 "duplicates": sum(n for (_, o), n in events.items() if o == DUPLICATE),
                 "stale": sum(n for (_, o), n in events.items() if o == STALE),
                 "rejected": sum(n for (_, o), n in events.items() if o == REJECTED)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -45,3 +46,39 @@ def ccp_with_losses(losses: Mapping[str, Mapping[str, float]], *,
                                          for m in members}))
     ccp.set_resources(resources or Resources())
     return ccp
+
+
+Message = tuple[str, str | None, Any]
+
+
+def messages_with_losses(losses: Mapping[str, Mapping[str, float]], *,
+                         groups: Mapping[str, str] | None = None,
+                         initial_margin: Mapping[str, float] | None = None,
+                         cash: Mapping[str, float] | None = None,
+                         default_fund: Mapping[str, float] | None = None,
+                         settlement_obligation: Mapping[str, float] | None = None,
+                         resources: Mapping[str, Any] | None = None) -> list[Message]:
+    """The contract's messages for the book of :func:`ccp_with_losses`: (topic, key, value)."""
+    groups, initial_margin, cash = groups or {}, initial_margin or {}, cash or {}
+    default_fund, settlement_obligation = default_fund or {}, settlement_obligation or {}
+    members = list(losses)
+    out: list[Message] = []
+    for m in members:
+        member: dict[str, Any] = {"member": m, "default_fund": default_fund.get(m, 0.0),
+                                  "settlement_obligation": settlement_obligation.get(m, 0.0)}
+        if m in groups:
+            member["group"] = groups[m]
+        out.append(("members", m, member))
+        out.append(("prices", f"book-{m}", {"instrument": f"book-{m}", "price": UNIT_PRICE,
+                                            "ts": 1.0}))
+        out.append(("trades", m, {"trade_id": f"open-{m}", "member": m,
+                                  "instrument": f"book-{m}", "quantity": 1,
+                                  "price": UNIT_PRICE}))
+        out.append(("collateral", m, {"member": m, "initial_margin": initial_margin.get(m, 0.0),
+                                      "cash": cash.get(m, 0.0), "ts": 1.0}))
+    for s in sorted({s for by_scenario in losses.values() for s in by_scenario}):
+        out.append(("scenarios", s, {"scenario": s, "shocks": {
+            f"book-{m}": -losses[m].get(s, 0.0) / UNIT_PRICE for m in members}}))
+    out.append(("resources", "resources", dict(resources or {"skin_in_the_game": 0.0,
+                                                             "liquid_resources": []})))
+    return out

@@ -1,0 +1,80 @@
+"""The worked examples of domain.md through the real broker and a real worker."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.fixtures import messages_with_losses
+from tests.integration.cluster import Feed, Spawn, eventually
+from tests.tolerances import MONEY_ATOL
+from tests.unit.test_worked_examples import AFFILIATES
+
+pytestmark = pytest.mark.integration
+
+
+async def send_all(feed: Feed, messages: list[tuple[str, str | None, object]]) -> None:
+    for topic, key, value in messages:
+        await feed.send(topic, value, key)
+    await feed.flush()
+
+
+async def test_credit_with_affiliates(spawn: Spawn, feed: Feed) -> None:
+    worker = await spawn().healthy()
+    await send_all(feed, messages_with_losses(
+        **AFFILIATES, groups={"A1": "A", "A2": "A"},
+        resources={"skin_in_the_game": 15, "liquid_resources": []}))
+
+    def cover2() -> dict | None:
+        status, document = worker.get("/cover2")
+        if status == 200 and document["credit"]["prefunded"] == 155 and \
+                document["scenarios"] == 3 and document["counts"]["trades"] == 5:
+            return document
+        return None
+
+    credit = (await eventually(cover2, what="the example's book applied"))["credit"]
+    assert credit["cover2"] == pytest.approx(160, abs=MONEY_ATOL)
+    assert credit["scenario"] == "S2"
+    assert credit["top"] == [{"group": "B", "exposure": 90.0}, {"group": "C", "exposure": 70.0}]
+    assert credit["cover1"] == pytest.approx(100, abs=MONEY_ATOL)
+    assert credit["headroom"] == pytest.approx(-5, abs=MONEY_ATOL)
+    assert credit["coverage_ratio"] == pytest.approx(155 / 160)
+    assert credit["worst_group_mode"]["cover2"] == pytest.approx(190, abs=MONEY_ATOL)
+
+    status, metrics = worker.get("/metrics")
+    assert status == 200
+    assert "ccp_credit_cover2 160.0" in metrics
+    assert "ccp_credit_headroom -5.0" in metrics
+    assert 'ccp_credit_top_exposure{group="B",rank="1"} 90.0' in metrics
+    assert 'ccp_credit_top_exposure{group="C",rank="2"} 70.0' in metrics
+
+    status, group = worker.get("/groups/A")
+    assert status == 200
+    assert group["members"] == ["A1", "A2"]
+    assert group["exposure"] == {"S1": 45.0, "S2": 0.0, "S3": 100.0}
+
+
+async def test_liquidity_with_a_members_committed_line(spawn: Spawn, feed: Feed) -> None:
+    worker = await spawn().healthy()
+    resources = {"skin_in_the_game": 0, "liquid_resources": [
+        {"name": "central bank", "type": "central_bank_cash", "amount": 10_000},
+        {"name": "commercial banks", "type": "commercial_bank_cash", "amount": 3_000},
+        {"name": "line from B", "type": "committed_credit_line", "amount": 4_000,
+         "provider": "B"},
+        {"name": "repo", "type": "committed_repo", "amount": 5_000},
+        {"name": "bonds", "type": "prearranged_funding_collateral", "amount": 8_000},
+        {"name": "uncommitted repo", "type": "uncommitted_line", "amount": 6_000},
+        {"name": "equities", "type": "other", "amount": 2_000}]}
+    await send_all(feed, messages_with_losses(
+        {"A": {"S1": 14_000}, "B": {"S1": 11_000}, "C": {"S1": 9_000}}, resources=resources))
+
+    def liquidity() -> dict | None:
+        status, document = worker.get("/cover2")
+        if status == 200 and document["liquidity"]["qualifying"] == 30_000 and \
+                document["counts"]["trades"] == 3 and document["scenarios"] == 1:
+            return document["liquidity"]
+        return None
+
+    result = await eventually(liquidity, what="the example's book applied")
+    assert result["cover2"] == pytest.approx(29_000, abs=MONEY_ATOL)
+    assert result["headroom"] == pytest.approx(1_000, abs=MONEY_ATOL)
+    assert result["top"] == [{"group": "B", "drain": 15_000.0}, {"group": "A", "drain": 14_000.0}]
