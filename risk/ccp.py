@@ -77,6 +77,7 @@ class Ccp:
         self._touched: BoolArray = np.zeros(0, dtype=np.bool_)
         self._dirty_scenarios: set[int] = set()
         self._groups: Groups | None = None
+        self._members_of: dict[str, IndexArray] = {}
         self._members_by_group: dict[str, tuple[str, ...]] = {}
         self._exposure_by_group: FloatArray = np.zeros((0, 0))
         self._need_by_group: FloatArray = np.zeros((0, 0))
@@ -228,17 +229,21 @@ class Ccp:
         """The current member groups."""
         if self._groups is None:
             self._groups = Groups(self.group_of_member)
-            self._members_by_group = {
-                name: tuple(self.members.names[m] for m in self._groups.members[g])
+            names = self.members.names
+            self._members_of = {
+                name: np.array(sorted(self._groups.members[g], key=lambda m: names[m]),
+                               dtype=np.intp)
                 for g, name in enumerate(self._groups.names)}
+            self._members_by_group = {group: tuple(names[m] for m in rows)
+                                      for group, rows in self._members_of.items()}
         return self._groups
 
     def member_rows(self, group: str) -> MemberRows | None:
-        """A group's members with their exposure and need by scenario."""
-        g = self.groups().index(group)
-        if g is None:
+        """A group's members (in id order) with their exposure and need by scenario."""
+        self.groups()
+        rows = self._members_of.get(group)
+        if rows is None:
             return None
-        rows = self.groups().members[g]
         n_s = self.stress.n_scenarios
         return MemberRows(self._members_by_group[group], self.exposure[rows, :n_s].copy(),
                           self.need[rows, :n_s].copy())

@@ -69,6 +69,7 @@ def create_app(settings: Settings, store: StateStore) -> faust.App:
         broker_rebalance_timeout=settings.session_timeout,
         broker_request_timeout=max(settings.session_timeout + 5.0, 10.0),
         producer_acks=-1,
+        stream_wait_empty=False,
     )
     outputs = Outputs(settings)
     ingest = Ingest(settings, monitor, outputs)

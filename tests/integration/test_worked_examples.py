@@ -7,7 +7,13 @@ import pytest
 from tests.fixtures import messages_with_losses
 from tests.integration.cluster import Feed, Spawn, eventually
 from tests.tolerances import MONEY_ATOL
-from tests.unit.test_worked_examples import AFFILIATES
+from tests.unit.test_worked_examples import (
+    AFFILIATES,
+    QUARTERS,
+    expected_report,
+    quarter_book,
+    quarter_resources,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -78,3 +84,32 @@ async def test_liquidity_with_a_members_committed_line(spawn: Spawn, feed: Feed)
     assert result["cover2"] == pytest.approx(29_000, abs=MONEY_ATOL)
     assert result["headroom"] == pytest.approx(1_000, abs=MONEY_ATOL)
     assert result["top"] == [{"group": "B", "drain": 15_000.0}, {"group": "A", "drain": 14_000.0}]
+
+
+@pytest.mark.parametrize(("column", "quarter"), list(enumerate(QUARTERS)))
+async def test_quarterly_report(spawn: Spawn, feed: Feed, column: int, quarter: str) -> None:
+    worker = await spawn().healthy()
+    resources = quarter_resources(quarter)
+    await send_all(feed, messages_with_losses(**quarter_book(quarter), resources={
+        "skin_in_the_game": resources.skin_in_the_game,
+        "other_prefunded": resources.other_prefunded,
+        "liquid_resources": [{"name": r.name, "type": r.type.value, "amount": r.amount}
+                             for r in resources.liquid_resources]}))
+    expected = expected_report(column)
+
+    def report() -> dict | None:
+        status, document = worker.get("/cover2")
+        if status != 200 or document["counts"]["trades"] != 3 or document["scenarios"] != 1 \
+                or document["credit"]["prefunded"] != pytest.approx(expected["prefunded"]):
+            return None
+        return document
+
+    document = await eventually(report, what="the quarter's book applied")
+    credit, liquidity = document["credit"], document["liquidity"]
+    assert {
+        "C1": credit["top"][0]["exposure"], "C2": credit["top"][1]["exposure"],
+        "cover2": credit["cover2"], "prefunded": credit["prefunded"],
+        "credit surplus": credit["headroom"], "L1": liquidity["top"][0]["drain"],
+        "L2": liquidity["top"][1]["drain"], "liquidity cover2": liquidity["cover2"],
+        "qualifying": liquidity["qualifying"], "liquidity surplus": liquidity["headroom"],
+    } == pytest.approx(expected, abs=1.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from risk.cover import GroupAmount
@@ -104,18 +106,30 @@ QUARTERLY_REPORT = {
 }
 
 
+def quarter_book(quarter: str) -> dict[str, Any]:
+    """The book of a quarter, as keyword arguments of ``ccp_with_losses``."""
+    q = QUARTERS[quarter]
+    return {"losses": {g: {"S": loss * BN} for g, loss in q["loss"].items()},
+            "initial_margin": dict.fromkeys(q["loss"], 0.2 * BN),
+            "settlement_obligation": {g: v * BN for g, v in q["obligation"].items()},
+            "default_fund": dict.fromkeys(q["loss"], 1.0 * BN)}
+
+
+def quarter_resources(quarter: str) -> Resources:
+    q = QUARTERS[quarter]
+    return Resources(skin_in_the_game=0.5 * BN, other_prefunded=q["other_prefunded"] * BN,
+                     liquid_resources=(LiquidResource("central bank",
+                                                      LiquidityType.CENTRAL_BANK_CASH,
+                                                      q["qualifying"] * BN),))
+
+
+def expected_report(column: int) -> dict[str, float]:
+    return {metric: values[column] * BN for metric, values in QUARTERLY_REPORT.items()}
+
+
 @pytest.mark.parametrize(("column", "quarter"), list(enumerate(QUARTERS)))
 def test_quarterly_report(column: int, quarter: str) -> None:
-    q = QUARTERS[quarter]
-    ccp = ccp_with_losses(
-        {g: {"S": loss * BN} for g, loss in q["loss"].items()},
-        initial_margin=dict.fromkeys(q["loss"], 0.2 * BN),
-        settlement_obligation={g: v * BN for g, v in q["obligation"].items()},
-        default_fund=dict.fromkeys(q["loss"], 1.0 * BN),
-        resources=Resources(skin_in_the_game=0.5 * BN, other_prefunded=q["other_prefunded"] * BN,
-                            liquid_resources=(LiquidResource(
-                                "central bank", LiquidityType.CENTRAL_BANK_CASH,
-                                q["qualifying"] * BN),)))
+    ccp = ccp_with_losses(**quarter_book(quarter), resources=quarter_resources(quarter))
     snapshot = ccp.publish(now=0.0)[0]
     credit, liquidity = snapshot.credit, snapshot.liquidity
     report = {
@@ -126,8 +140,7 @@ def test_quarterly_report(column: int, quarter: str) -> None:
         "qualifying": liquidity.qualifying, "liquidity surplus": liquidity.headroom,
     }
 
-    expected = {metric: values[column] * BN for metric, values in QUARTERLY_REPORT.items()}
-    assert report == pytest.approx(expected, abs=1.0)
+    assert report == pytest.approx(expected_report(column), abs=1.0)
     # The two largest drains are not the two largest exposures.
     assert [t.group for t in credit.cover.top] == ["X", "Y"]
     assert [t.group for t in liquidity.cover.top] == ["X", "Z"]
