@@ -62,7 +62,11 @@ def worker(settings: Settings) -> None:
     app = create_app(settings, store)
     _say(f"worker {settings.name}: http://{settings.web_host}:{settings.web_port}/cover2, "
          f"/metrics, /healthz; state in {store.path}")
-    faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    # faust and its clients log at warning unless debugging; the service's own lines at the
+    # chosen level.
+    logging.getLogger("streams").setLevel(settings.log_level.upper())
+    quiet = "debug" if settings.log_level == "debug" else "warning"
+    faust.Worker(app, loglevel=quiet, quiet=True).execute_from_commandline()
 
 
 def broker(settings: Settings) -> None:
