@@ -18,24 +18,8 @@ from typing import Any
 import numpy as np
 
 from risk.ccp import Ccp
-from risk.model import Collateral, Instrument, Member, Prices, Resources, Scenario, Trades
-from streams.market import SCALES, Feed, Market
-
-
-def load_reference(ccp: Ccp, market: Market) -> None:
-    """Reference data, scenarios and resources of the market, straight into the core."""
-    for topic, _, value in market.reference_messages():
-        if topic == "instruments":
-            ccp.upsert_instrument(Instrument(value["instrument"], value["multiplier"]))
-        elif topic == "members":
-            ccp.upsert_member(Member(value["member"], value["group"], value["default_fund"],
-                                     value["settlement_obligation"]))
-        elif topic == "scenarios":
-            ccp.upsert_scenario(Scenario(value["scenario"], value["shocks"],
-                                         value["default_shock"]))
-    ccp.set_resources(Resources(market.skin_in_the_game, market.other_prefunded,
-                                market.liquid_resources))
-
+from risk.model import Collateral, Prices, Trades
+from streams.market import SCALES, Feed, Market, load_reference
 
 Batch = tuple[Prices, Trades, Collateral]
 

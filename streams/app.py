@@ -10,6 +10,7 @@ already includes.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +53,9 @@ def create_app(settings: Settings, store: StateStore) -> faust.App:
     (store.directory / "faust").mkdir(parents=True, exist_ok=True)
     restored = monitor.snapshot is not None or bool(monitor.state.offsets)
     app = faust.App(
-        f"{settings.group_id}-{settings.name}",
+        # A group of its own per process: the agents never commit, so nothing is lost, and
+        # a restart after kill -9 does not wait for the dead incarnation's session to expire.
+        f"{settings.group_id}-{settings.name}-{os.getpid()}-{int(time.time())}",
         broker=settings.broker,
         store="memory://",
         datadir=str(store.directory / "faust" / settings.name),

@@ -17,19 +17,17 @@ from pathlib import Path
 
 from streams import settings as config
 from streams.broker import BrokerError, start_broker, stop_process, wait_for_kafka
-from streams.settings import Settings
+from streams.settings import EMBEDDED_TIMEOUTS, Settings
 
 WORKER_SETTINGS = (
     "broker", "web_host", "web_port", "topic_prefix", "partitions", "currency",
     "publish_interval", "state_dir", "snapshot_interval", "group_id", "worker_id",
-    "session_timeout", "heartbeat_interval", "max_batch", "warning_fraction_of_im",
+    "session_timeout", "heartbeat_interval", "max_batch", "fetch_wait", "warning_fraction_of_im",
     "warning_amount", "call_fraction_of_im", "call_amount", "minimum_transfer", "call_cooldown",
     "log_level")
 FEED_SETTINGS = ("broker", "topic_prefix", "partitions", "rate", "seconds", "seed", "scale")
 RUN_SETTINGS = (*(s for s in WORKER_SETTINGS if s not in ("broker", "state_dir")),
                 "broker_host", "broker_port", "demo", "rate", "seed", "scale")
-# The embedded broker's group join waits half the session timeout: keep it short there.
-EMBEDDED_TIMEOUTS = {"session_timeout": 3.0, "heartbeat_interval": 1.0}
 HEALTHY_WITHIN_S = 30.0
 
 
@@ -40,6 +38,8 @@ def _say(text: str) -> None:
 def _logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.log_level != "debug":
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
 def worker(settings: Settings) -> None:
@@ -152,6 +152,13 @@ def run(settings: Settings) -> None:
         shutil.rmtree(state, ignore_errors=True)
 
 
+def bench(settings: Settings) -> None:
+    """The performance benchmark."""
+    from streams.bench import main as run_bench
+
+    run_bench(settings, _say)
+
+
 COMMANDS = {
     "run": (run, RUN_SETTINGS, "everything on one machine: embedded broker, worker, demo feed",
             EMBEDDED_TIMEOUTS),
@@ -159,6 +166,9 @@ COMMANDS = {
                {}),
     "worker": (worker, WORKER_SETTINGS, "one worker against any Kafka", {}),
     "simulate": (simulate, FEED_SETTINGS, "a synthetic CCP market feed", {}),
+    "bench": (bench, ("scale", "seed", "quick", "json"),
+              "the performance benchmark: throughput, latency, start-up, restart, memory",
+              {"scale": "large"}),
 }
 
 
@@ -174,6 +184,7 @@ def main(argv: list[str] | None = None) -> None:
         config.add_arguments(sub, names)
     args = parser.parse_args(argv)
     action, _, _, defaults = COMMANDS[args.command]
+    assert isinstance(defaults, dict)
     settings = config.load(args, defaults=defaults)
     _logging(settings)
     try:

@@ -59,7 +59,8 @@ class Ingest(mode.Service):
         s = self.settings
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=s.bootstrap_servers, group_id=s.group_id,
-            client_id=f"cover2-ingest-{s.name}", enable_auto_commit=False,
+            client_id=f"cover2-ingest-{s.name}",
+            enable_auto_commit=False, fetch_max_wait_ms=int(s.fetch_wait * 1000),
             auto_offset_reset="earliest", session_timeout_ms=int(s.session_timeout * 1000),
             heartbeat_interval_ms=int(s.heartbeat_interval * 1000),
             max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)

@@ -18,8 +18,9 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from risk.ccp import Ccp
 from risk.cover import largest_rows
-from risk.model import LiquidityType, LiquidResource
+from risk.model import Instrument, LiquidityType, LiquidResource, Member, Resources, Scenario
 from streams import topics
 
 F64 = npt.NDArray[np.float64]
@@ -423,3 +424,19 @@ class Feed:
         return [(ids[mi], {"member": ids[mi], "initial_margin": i, "cash": c, "ts": e})
                 for mi, i, c, e in zip(m.tolist(), im.round(2).tolist(), cash.tolist(), ts,
                                        strict=True)]
+
+
+def load_reference(ccp: Ccp, market: Market) -> None:
+    """The market's reference data, scenarios and resources, straight into a core."""
+    for m, g, df, so in zip(market.member_ids, market.group_of_member.tolist(),
+                            market.default_fund.tolist(), market.settlement_obligation.tolist(),
+                            strict=True):
+        ccp.upsert_member(Member(m, market.group_ids[g], df, so))
+    for i, k in zip(market.instrument_ids, market.multiplier.tolist(), strict=True):
+        ccp.upsert_instrument(Instrument(i, k))
+    for s, shocks, default in zip(market.scenario_ids, market.shocks,
+                                  market.default_shock.tolist(), strict=True):
+        ccp.upsert_scenario(Scenario(s, dict(zip(market.instrument_ids, shocks.tolist(),
+                                                 strict=True)), default))
+    ccp.set_resources(Resources(market.skin_in_the_game, market.other_prefunded,
+                                market.liquid_resources))

@@ -17,6 +17,10 @@ from typing import Any
 from risk.calls import CallPolicy
 
 ENV_PREFIX = "COVER2_"
+# The embedded broker's group join waits half the session timeout and a member that
+# died is only replaced once its session expires: short timeouts there. Apache Kafka
+# keeps the defaults below (10 s, 3 s).
+EMBEDDED_TIMEOUTS = {"session_timeout": 2.0, "heartbeat_interval": 0.5}
 
 
 def _setting(default: Any, help: str) -> Any:
@@ -42,6 +46,8 @@ class Settings:
         10.0, "consumer session timeout in seconds (the embedded broker's join waits half)")
     heartbeat_interval: float = _setting(3.0, "consumer heartbeat interval in seconds")
     max_batch: int = _setting(20_000, "most records applied to the core in one batch")
+    fetch_wait: float = _setting(
+        0.01, "longest a fetch waits for data, in seconds (the embedded broker always waits it)")
     warning_fraction_of_im: float = _setting(
         0.05, "margin warning when stress loss over margin reaches this fraction of IM")
     warning_amount: float = _setting(0.0, "... and at least this amount")
@@ -58,6 +64,8 @@ class Settings:
     seconds: float = _setting(0.0, "how long the market feed runs (0: until stopped)")
     seed: int = _setting(1, "seed of the synthetic market")
     scale: str = _setting("demo", "size of the synthetic market: demo, large or xl")
+    quick: bool = _setting(False, "cover2 bench: a small smoke run that checks it works")
+    json: str = _setting("", "cover2 bench: also write the results to this file")
 
     @property
     def call_policy(self) -> CallPolicy:

@@ -13,8 +13,9 @@ from streams.broker import wait_for_kafka
 from streams.market import SCALES, Feed, Market, encode
 from streams.settings import Settings
 
-# Events are sent in ticks of this many seconds, paced to the wall clock.
-TICK_S = 0.05
+# Events are sent in ticks of this many seconds, paced to the wall clock; event times
+# are due times, so a tick adds up to its length to the latency an event shows.
+TICK_S = 0.002
 # One settlement of everyone's variation margin per this many events.
 SETTLE_EVERY = 60_000
 
@@ -36,7 +37,7 @@ async def simulate(settings: Settings, say: Callable[[str], None] = print) -> in
     topics = t.Topics(settings.topic_prefix)
     market = Market.build(SCALES[settings.scale], settings.seed)
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks=1,
-                                linger_ms=5, max_batch_size=1 << 20,
+                                linger_ms=1, max_batch_size=1 << 20,
                                 client_id="cover2-simulate")
     await producer.start()
     try:

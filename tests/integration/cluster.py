@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams import topics as t
+from streams.settings import EMBEDDED_TIMEOUTS
 
 T = TypeVar("T")
 # How long a test waits for something that should happen within a second or two.
@@ -84,7 +85,8 @@ class Worker:
                    f"kafka://{self.bootstrap}", "--topic-prefix", self.prefix,
                    "--web-port", str(self.port), "--state-dir", str(self.state_dir),
                    "--worker-id", self.name, "--group-id", self.group_id,
-                   "--session-timeout", "3", "--heartbeat-interval", "1",
+                   "--session-timeout", str(EMBEDDED_TIMEOUTS["session_timeout"]),
+                   "--heartbeat-interval", str(EMBEDDED_TIMEOUTS["heartbeat_interval"]),
                    "--snapshot-interval", "1", "--publish-interval", "0.1",
                    "--minimum-transfer", "1"]
         out = open(self.log, "ab")  # noqa: SIM115 (the process owns it)

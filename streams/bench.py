@@ -1,0 +1,459 @@
+"""`cover2 bench`: throughput, latency, start-up, restart and memory, side by side in one run.
+
+Every row reads the same prepared topics on the same embedded broker in the same
+run, so the figures that matter are the ratios to the ceiling row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from streams import topics as t
+from streams.broker import start_broker, stop_process, wait_for_kafka
+from streams.codec import decode
+from streams.market import SCALES, Feed, Market, encode
+from streams.metrics import LATENCY_BUCKETS
+from streams.monitor import Monitor
+from streams.outputs import Outputs
+from streams.settings import EMBEDDED_TIMEOUTS, Settings
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much the benchmark does."""
+
+    scale: str
+    events: int  # prepared events, 70% trades: enough for a day of state
+    repeats: int
+    batch: int
+    offered: float  # events per second for the latency run
+    warmup_s: float
+    latency_s: float
+    faust_budget_s: float
+
+
+FULL = Plan("large", 1_430_000, 3, 20_000, 20_000.0, 10.0, 15.0, 10.0)
+QUICK = Plan("demo", 20_000, 1, 5_000, 1_000.0, 2.0, 3.0, 2.0)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _healthy(base: str) -> bool:
+    return _get(base + "/healthz")[0] == 200
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as error:
+        return int(error.code), bytes(error.read())
+    except OSError:
+        return 0, b""
+
+
+async def _until(check: Callable[[], Any], timeout: float, what: str,
+                 interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        await asyncio.sleep(interval)
+    raise RuntimeError(f"bench: {what} did not happen within {timeout:.0f} s")
+
+
+class Lab:
+    """The embedded broker, prepared topics and worker processes of one benchmark run."""
+
+    def __init__(self, plan: Plan, seed: int, say: Say) -> None:
+        self.plan, self.seed, self.say = plan, seed, say
+        self.directory = Path(tempfile.mkdtemp(prefix="cover2-bench-"))
+        port = _free_port()
+        self.bootstrap = f"127.0.0.1:{port}"
+        self.broker = start_broker("127.0.0.1", port, self.directory / "broker.log")
+        self.market = Market.build(SCALES[plan.scale], seed)
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.feed = Feed(self.market, seed, start_ts=time.time(), rate=1e6)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            stop_process(worker)
+        stop_process(self.broker)
+
+    async def topics(self) -> t.Topics:
+        """A fresh set of topics."""
+        topics = t.Topics(f"bench{uuid.uuid4().hex[:8]}.")
+        await t.create_topics(self.bootstrap, topics, partitions=4)
+        return topics
+
+    async def prepare(self, topics: t.Topics, events: int) -> dict[str, int]:
+        """Reference data, opening prices and ``events`` feed events; returns counts per topic."""
+        reference = [(topic, key.encode(), encode(topic, value))
+                     for topic, key, value in self.market.reference_messages()]
+        opening = [(topic, key.encode(), encode(topic, value))
+                   for topic, key, value in self.feed.opening_prices()]
+        await self._send(topics, reference + opening)
+        counts = {t.PRICES: len(opening)}
+        for topic, n in (await self.extend(topics, events)).items():
+            counts[topic] = counts.get(topic, 0) + n
+        return counts
+
+    async def extend(self, topics: t.Topics, events: int) -> dict[str, int]:
+        """``events`` more events of the same feed; returns counts per topic."""
+        counts: dict[str, int] = {}
+        sent, started = 0, time.monotonic()
+        while sent < events:
+            chunk = min(50_000, events - sent)
+            messages = []
+            for topic, encoded in self.feed.encoded(chunk).items():
+                counts[topic] = counts.get(topic, 0) + len(encoded)
+                messages += [(topic, key, value) for key, value in encoded]
+            await self._send(topics, messages)
+            sent += chunk
+            if sent % 250_000 < chunk:
+                self.say(f"  produced {sent:,} of {events:,} events "
+                         f"({time.monotonic() - started:.0f} s)")
+        return counts
+
+    async def _send(self, topics: t.Topics, messages: list[tuple[str, bytes, bytes]]) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=20,
+                                    max_batch_size=1 << 20, acks=1)
+        await producer.start()
+        try:
+            for topic, key, value in messages:
+                await producer.send(topics.name(topic), value, key=key)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    def spawn(self, topics: t.Topics, name: str, *flags: str) -> tuple[subprocess.Popen[bytes],
+                                                                       str]:
+        """A real `cover2 worker` process on ``topics``; returns it and its base URL."""
+        port = _free_port()
+        log = open(self.directory / f"{name}.log", "ab")  # noqa: SIM115 (the process owns it)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker", "--broker",
+             f"kafka://{self.bootstrap}", "--topic-prefix", topics.prefix, "--web-port",
+             str(port), "--state-dir", str(self.directory), "--worker-id", name, "--group-id",
+             f"{topics.prefix}cover2",
+             "--session-timeout", str(EMBEDDED_TIMEOUTS["session_timeout"]),
+             "--heartbeat-interval", str(EMBEDDED_TIMEOUTS["heartbeat_interval"]),
+             "--max-batch", str(self.plan.batch), "--log-level", "warning", *flags],
+            stdout=log, stderr=subprocess.STDOUT)
+        self.workers.append(process)
+        return process, f"http://127.0.0.1:{port}"
+
+
+def _hot_partitions(consumer: AIOKafkaConsumer, topics: t.Topics) -> list[TopicPartition]:
+    return [TopicPartition(name, p) for name in topics.names(t.HOT_INPUTS)
+            for p in sorted(consumer.partitions_for_topic(name) or ())]
+
+
+async def _consumer(bootstrap: str) -> AIOKafkaConsumer:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20)
+    await consumer.start()
+    return consumer
+
+
+async def _read(lab: Lab, topics: t.Topics, total: int,
+                handle: Callable[[dict[TopicPartition, list[Any]]], Awaitable[None] | None]
+                ) -> float:
+    """Read the prepared hot topics from the start through ``handle``: events per second."""
+    consumer = await _consumer(lab.bootstrap)
+    try:
+        await consumer.topics()
+        consumer.assign(_hot_partitions(consumer, topics))
+        await consumer.seek_to_beginning()
+        seen, start = 0, time.perf_counter()
+        while seen < total:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=lab.plan.batch)
+            seen += sum(len(records) for records in batch.values())
+            done = handle(batch)
+            if done is not None:
+                await done
+        return total / (time.perf_counter() - start)
+    finally:
+        await consumer.stop()
+
+
+async def _loaded_monitor(lab: Lab, topics: t.Topics, monitor: Monitor) -> Monitor:
+    """Apply the prepared reference topics, as the faust agents would."""
+    consumer = await _consumer(lab.bootstrap)
+    try:
+        await consumer.topics()
+        partitions = [TopicPartition(name, p) for name in topics.names(t.REFERENCE_INPUTS)
+                      for p in sorted(consumer.partitions_for_topic(name) or ())]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning()
+        expected = len(lab.market.reference_messages())
+        applied = 0
+        while applied < expected:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for record in records:
+                    monitor.apply_reference(record)
+                applied += len(records)
+        monitor.refresh()
+        return monitor
+    finally:
+        await consumer.stop()
+
+
+class NaiveMonitor(Monitor):
+    """The textbook approach: every batch recomputes all exposures from positions."""
+
+    def refresh(self) -> list[Any]:
+        self.state.ccp.recompute()
+        return super().refresh()
+
+
+async def throughput_rows(lab: Lab, topics: t.Topics, total: int) -> list[dict[str, Any]]:
+    """The table's rows, each the median of the plan's repeats."""
+    settings = Settings(broker=f"kafka://{lab.bootstrap}", topic_prefix=topics.prefix)
+
+    async def ceiling() -> float:
+        return await _read(lab, topics, total, lambda batch: None)
+
+    async def decoded() -> float:
+        def handle(batch: dict[TopicPartition, list[Any]]) -> None:
+            for records in batch.values():
+                kind = topics.kind(records[0].topic)
+                for record in records:
+                    decode(kind, record.key, record.value)
+        return await _read(lab, topics, total, handle)
+
+    def monitored(kind: type[Monitor]) -> Callable[[], Awaitable[float]]:
+        async def row() -> float:
+            monitor = await _loaded_monitor(lab, topics, kind(topics, settings.call_policy))
+            outputs = Outputs(settings)
+            await outputs.start()
+            try:
+                return await _read(lab, topics, total, lambda batch: outputs.send(
+                    monitor.ingest(batch.values())))
+            finally:
+                await outputs.stop()
+        return row
+
+    async def per_event_faust() -> float:
+        budget = lab.plan.faust_budget_s
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "streams.bench_faust", lab.bootstrap, topics.prefix,
+            lab.plan.scale, str(lab.seed), str(total), str(budget),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        out, _ = await asyncio.wait_for(process.communicate(), timeout=budget + 120)
+        text = out.decode()
+        if '{"events"' not in text:
+            raise RuntimeError("bench: the per-event faust app reported nothing")
+        result = json.loads(text[text.rindex('{"events"'):].splitlines()[0])
+        return float(result["events"]) / float(result["seconds"])
+
+    rows: list[dict[str, Any]] = []
+    for name, measure in (("ceiling", ceiling), ("decode", decoded),
+                          ("monitor", monitored(Monitor)), ("naive", monitored(NaiveMonitor)),
+                          ("per-event faust", per_event_faust)):
+        runs = []
+        for _ in range(lab.plan.repeats):
+            runs.append(await measure())
+            lab.say(f"  {name}: {runs[-1]:,.0f} events/s")
+        rows.append({"row": name, "events_per_s": statistics.median(runs), "runs": runs})
+    for row in rows:
+        row["ratio"] = row["events_per_s"] / rows[0]["events_per_s"]
+    return rows
+
+
+def _histogram(metrics: str) -> tuple[list[float], float]:
+    """Cumulative bucket counts of the latency histogram, and its count."""
+    buckets = {}
+    for line in metrics.splitlines():
+        if line.startswith("ccp_event_latency_seconds_bucket"):
+            bound = line.split('le="')[1].split('"')[0]
+            buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
+    bounds = sorted(buckets)
+    return [buckets[b] for b in bounds], buckets[bounds[-1]]
+
+
+def _quantile(counts: list[float], q: float) -> float:
+    """A quantile from cumulative bucket counts, interpolated within its bucket."""
+    bounds = [*LATENCY_BUCKETS, float("inf")]
+    target = q * counts[-1]
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in zip(bounds, counts, strict=True):
+        if count >= target:
+            if bound == float("inf"):
+                return lower_bound
+            span = count - lower_count
+            return lower_bound + (bound - lower_bound) * ((target - lower_count) / span
+                                                          if span else 1.0)
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+async def latency(lab: Lab, say: Say) -> dict[str, Any]:
+    """Event-to-metric latency at the plan's offered load, from the worker's histogram."""
+    topics = await lab.topics()
+    worker, base = lab.spawn(topics, "latency")
+    await _until(partial(_healthy, base), 60, "the latency worker healthy")
+    feed = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "simulate", "--broker", f"kafka://{lab.bootstrap}",
+         "--topic-prefix", topics.prefix, "--rate", str(lab.plan.offered), "--scale",
+         lab.plan.scale, "--seed", str(lab.seed), "--seconds",
+         str(lab.plan.warmup_s + lab.plan.latency_s + 60)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        scenarios = lab.market.scale.scenarios
+
+        def ready() -> bool:
+            status, body = _get(base + "/cover2")
+            return status == 200 and json.loads(body)["scenarios"] == scenarios and \
+                json.loads(body)["counts"]["trades"] > 0
+        await _until(ready, 300, "the latency feed flowing")
+        await asyncio.sleep(lab.plan.warmup_s)
+        before, _ = _histogram(_get(base + "/metrics")[1].decode())
+        say(f"  measuring for {lab.plan.latency_s:g} s at {lab.plan.offered:,.0f} events/s")
+        await asyncio.sleep(lab.plan.latency_s)
+        after, _ = _histogram(_get(base + "/metrics")[1].decode())
+    finally:
+        stop_process(feed)
+        stop_process(worker)
+    window = [a - b for a, b in zip(after, before, strict=True)]
+    bounds = [*LATENCY_BUCKETS, float("inf")]
+    highest = next(bound for bound, count in zip(bounds, window, strict=True)
+                   if count >= window[-1])
+    return {"offered_per_s": lab.plan.offered, "events": window[-1],
+            "p50": _quantile(window, 0.50), "p99": _quantile(window, 0.99), "max": highest}
+
+
+async def startup(lab: Lab) -> float:
+    """Median seconds from process start to /healthz 200 on an empty broker's fresh topics."""
+    times = []
+    for i in range(lab.plan.repeats):
+        topics = t.Topics(f"bench{uuid.uuid4().hex[:8]}.")
+        started = time.monotonic()
+        worker, url = lab.spawn(topics, f"startup{i}")
+        await _until(partial(_healthy, url), 60, "start-up")
+        times.append(time.monotonic() - started)
+        stop_process(worker)
+    return statistics.median(times)
+
+
+def _peak_rss(process: subprocess.Popen[bytes]) -> int:
+    status = Path(f"/proc/{process.pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]
+               ) * 1024
+
+
+async def restart(lab: Lab, topics: t.Topics, counts: dict[str, int],
+                  say: Say) -> tuple[float, int]:
+    """Seconds from a restart after kill -9 to healthy and caught up, and peak RSS.
+
+    The worker holds the prepared day of state; its last snapshot misses a tail
+    of the stream, which the restarted worker replays from the input topics.
+    """
+    total = sum(counts.values())
+
+    def caught_up(base: str) -> bool:
+        status, body = _get(base + "/cover2")
+        if status != 200:
+            return False
+        c = json.loads(body)["counts"]
+        return bool(c["trades"] + c["duplicates"] + c["prices"] + c["collateral"] + c["stale"]
+                    + c["rejected"] >= total)
+
+    flags = ("--snapshot-interval", "3600")
+    worker, base = lab.spawn(topics, "restart", *flags)
+    await _until(lambda: caught_up(base), 900, "the day of state applied", interval=0.5)
+    stop_process(worker)  # a clean stop writes the snapshot
+    total += sum((await lab.extend(topics, max(total // 20, 1_000))).values())
+    worker, base = lab.spawn(topics, "restart", *flags)
+    await _until(lambda: caught_up(base), 300, "the tail applied", interval=0.2)
+    peak = _peak_rss(worker)
+    worker.kill()
+    worker.wait()
+    say(f"  killed -9 holding {counts.get(t.TRADES, 0):,} trades; the snapshot misses the "
+        f"last {total // 21:,} events")
+    started = time.monotonic()
+    worker, base = lab.spawn(topics, "restart", *flags)
+    await _until(lambda: _healthy(base) and caught_up(base), 120,
+                 "healthy and caught up after kill -9", interval=0.02)
+    elapsed = time.monotonic() - started
+    return elapsed, max(peak, _peak_rss(worker))
+
+
+async def run(plan: Plan, seed: int, say: Say) -> dict[str, Any]:
+    """The whole benchmark; returns the results in the shape `--json` writes."""
+    lab = Lab(plan, seed, say)
+    try:
+        await wait_for_kafka(lab.bootstrap)
+        scale = lab.market.scale
+        say(f"bench: {plan.scale} scale ({scale.members} members, {scale.groups} groups, "
+            f"{scale.instruments} instruments, {scale.scenarios} scenarios), embedded broker "
+            f"at {lab.bootstrap}")
+        topics = await lab.topics()
+        say(f"preparing {plan.events:,} events on {topics.prefix}*")
+        counts = await lab.prepare(topics, plan.events)
+        hot = sum(n for topic, n in counts.items() if topic in t.HOT_INPUTS)
+        say("throughput (each row reads the same prepared topics)")
+        rows = await throughput_rows(lab, topics, hot)
+        say("latency")
+        latency_result = await latency(lab, say)
+        say("start-up")
+        startup_s = await startup(lab)
+        say("restart after kill -9")
+        restart_s, peak = await restart(lab, topics, counts, say)
+        return {"scale": {"name": plan.scale, "members": scale.members, "groups": scale.groups,
+                          "instruments": scale.instruments, "scenarios": scale.scenarios},
+                "events": hot, "rows": rows, "latency_s": latency_result,
+                "startup_s": startup_s, "restart_s": restart_s, "peak_rss_bytes": peak}
+    finally:
+        lab.close()
+
+
+def table(result: dict[str, Any]) -> str:
+    """The results as bench.md lays them out."""
+    lines = [f"{'row':<16} {'events/s':>12} {'ratio':>7}"]
+    lines += [f"{r['row']:<16} {r['events_per_s']:>12,.0f} {r['ratio']:>7.3f}"
+              for r in result["rows"]]
+    lat = result["latency_s"]
+    lines += ["", f"latency at {lat['offered_per_s']:,.0f} events/s offered "
+                  f"({lat['events']:,.0f} events): p50 {lat['p50'] * 1e3:.1f} ms, "
+                  f"p99 {lat['p99'] * 1e3:.1f} ms, max <= {lat['max'] * 1e3:.0f} ms",
+              f"start-up to healthy: {result['startup_s']:.2f} s",
+              f"restart after kill -9 to healthy and caught up: {result['restart_s']:.2f} s",
+              f"peak RSS of the worker: {result['peak_rss_bytes'] / 2**20:,.0f} MiB"]
+    return "\n".join(lines)
+
+
+def main(settings: Settings, say: Say) -> None:
+    """Run the plan the settings choose, print the table, and write the JSON if asked."""
+    plan = QUICK if settings.quick else replace(FULL, scale=settings.scale)
+    json_path = settings.json
+    result = asyncio.run(run(plan, settings.seed, say))
+    say("\n" + table(result))
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=2))
+        say(f"\nwritten to {json_path}")

@@ -1,0 +1,30 @@
+"""`cover2 bench --quick` works end to end (speed is the benchmark's business, not a test's)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    run = subprocess.run([sys.executable, "-m", "streams.cli", "bench", "--quick", "--json",
+                          str(out)], capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert [row["row"] for row in result["rows"]] == [
+        "ceiling", "decode", "monitor", "naive", "per-event faust"]
+    assert result["rows"][0]["ratio"] == 1.0
+    assert all(row["events_per_s"] > 0 for row in result["rows"])
+    assert result["scale"]["members"] > 0 and result["events"] > 0
+    latency = result["latency_s"]
+    assert latency["events"] > 0 and 0 < latency["p50"] <= latency["p99"] <= latency["max"]
+    assert result["startup_s"] > 0 and result["restart_s"] > 0
+    assert result["peak_rss_bytes"] > 0
+    assert "per-event faust" in run.stdout and "restart after kill -9" in run.stdout
