@@ -32,6 +32,7 @@ from streams.metrics import LATENCY_BUCKETS
 from streams.monitor import Monitor
 from streams.outputs import Outputs
 from streams.settings import EMBEDDED_TIMEOUTS, Settings
+from streams.simulate import MAX_BATCH_BYTES, KeyedSender
 
 Say = Callable[[str], None]
 
@@ -141,13 +142,12 @@ class Lab:
         return counts
 
     async def _send(self, topics: t.Topics, messages: list[tuple[str, bytes, bytes]]) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=20,
-                                    max_batch_size=1 << 20, acks=1)
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks=1,
+                                    max_batch_size=MAX_BATCH_BYTES, max_request_size=16 << 20)
         await producer.start()
         try:
-            for topic, key, value in messages:
-                await producer.send(topics.name(topic), value, key=key)
-            await producer.flush()
+            await KeyedSender(producer).send(
+                (topics.name(topic), key, value) for topic, key, value in messages)
         finally:
             await producer.stop()
 

