@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from risk.model import FloatArray, IndexArray
+from risk.segments import segment_sums
 
 
 class Groups:
@@ -44,7 +45,7 @@ class Groups:
         """Sum member rows into group rows for ``groups``: (len(groups), columns)."""
         members = [self.members[g] for g in groups]
         starts = np.cumsum([0] + [len(m) for m in members[:-1]])
-        return np.add.reduceat(by_member[np.concatenate(members)], starts, axis=0)
+        return segment_sums(by_member[np.concatenate(members)], starts)
 
 
 @dataclass(frozen=True)
@@ -88,13 +89,26 @@ def ranked(values: FloatArray, count: int) -> IndexArray:
 def largest_rows(matrix: FloatArray, count: int) -> FloatArray:
     """The ``count`` largest entries of each column in ascending order: (count, columns).
 
-    Missing rows count as zero (an absent group has no exposure).
+    Entries are not negative; missing rows count as zero (an absent group has no
+    exposure). Column maxima with their ties, ``count`` times over: much faster
+    than ``np.partition`` across the rows of a wide matrix.
     """
-    rows = matrix.shape[0]
-    if rows < count:
-        matrix = np.vstack([matrix, np.zeros((count - rows, matrix.shape[1]))])
-        rows = count
-    return np.partition(matrix, list(range(rows - count, rows)), axis=0)[rows - count:]
+    columns = matrix.shape[1]
+    out = np.zeros((count, columns))
+    filled = np.zeros(columns, dtype=np.intp)
+    remaining = matrix
+    for _ in range(min(count, matrix.shape[0])):
+        top = remaining.max(axis=0)
+        is_top = remaining == top
+        ties = is_top.sum(axis=0)
+        for rank in range(count):  # ranks filled..filled+ties-1 take this value
+            take = (filled <= rank) & (rank < filled + ties)
+            out[count - 1 - rank, take] = top[take]
+        filled += ties
+        if filled.min() >= count:
+            break
+        remaining = np.where(is_top, -np.inf, remaining)
+    return out
 
 
 def same_scenario_cover(by_group_scenario: FloatArray, groups: Sequence[str],

@@ -41,13 +41,11 @@ class Ids:
 
     def indices(self, names: Sequence[str]) -> IndexArray:
         """Indices of ``names``, numbering new ones: (n,) intp."""
-        get = self._index.get
-        found = [get(name) for name in names]
-        return np.fromiter(
-            (self.add(names[i]) if index is None else index for i, index in enumerate(found)),
-            dtype=np.intp,
-            count=len(found),
-        )
+        try:
+            return np.fromiter(map(self._index.__getitem__, names), dtype=np.intp,
+                               count=len(names))
+        except KeyError:
+            return np.fromiter(map(self.add, names), dtype=np.intp, count=len(names))
 
     def swap_remove(self, name: str) -> tuple[int, int]:
         """Remove ``name`` by moving the last id into its slot: (freed slot, moved from)."""

@@ -7,6 +7,7 @@ import numpy as np
 from risk.book import BlockChange, PairChange
 from risk.ids import Ids, grown
 from risk.model import FloatArray, IndexArray
+from risk.segments import segment_sums
 
 # Trades are expanded to (pairs, scenarios) rows in slices of this many pairs,
 # which bounds the temporary memory of a large batch.
@@ -55,7 +56,7 @@ class StressPnl:
             rows = self.shock[change.instruments[lo:lo + _PAIR_SLICE], :n_s]
             rows *= change.notional[lo:lo + _PAIR_SLICE, None]
             starts = np.flatnonzero(np.r_[True, members[1:] != members[:-1]])
-            self.pnl[members[starts], :n_s] += np.add.reduceat(rows, starts, axis=0)
+            self.pnl[members[starts], :n_s] += segment_sums(rows, starts)
 
     def apply_block(self, change: BlockChange) -> None:
         """Move P&L by a dense notional change: one matrix product over the instruments."""

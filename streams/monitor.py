@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any, Protocol
 
 import numpy as np
@@ -33,6 +34,7 @@ from streams.codec import (
     Tombstone,
     TradeMessage,
     decode,
+    decode_many,
     encode,
     text,
 )
@@ -84,8 +86,19 @@ class MonitorState:
     event_clock: float = -math.inf
 
 
-def _trade_key(trade: TradeMessage) -> str:
-    return f"{trade.member}\x1f{trade.trade_id}"
+_MEMBER, _TRADE_ID, _INSTRUMENT = attrgetter("member"), attrgetter("trade_id"), \
+    attrgetter("instrument")
+_QUANTITY, _PRICE, _TS = attrgetter("quantity"), attrgetter("price"), attrgetter("ts")
+_VALUE, _TIMESTAMP = attrgetter("value"), attrgetter("timestamp")
+
+
+def event_times(messages: list[Any], received_ms: list[int]) -> np.ndarray:
+    """Each message's ``ts``, or its Kafka record timestamp where it has none: (n,) seconds."""
+    ts = np.array(list(map(_TS, messages)), dtype=np.float64)  # a missing ts becomes NaN
+    missing = np.isnan(ts)
+    if missing.any():
+        ts[missing] = np.array(received_ms, dtype=np.float64)[missing] / 1000.0
+    return ts
 
 
 class Monitor:
@@ -137,24 +150,23 @@ class Monitor:
         """Apply batches of per-message records (trades, prices, collateral), then refresh."""
         effects = Effects()
         decoded: dict[str, list[Any]] = {t.TRADES: [], t.PRICES: [], t.COLLATERAL: []}
-        stamps: dict[str, list[float]] = {t.TRADES: [], t.PRICES: [], t.COLLATERAL: []}
+        received: dict[str, list[int]] = {t.TRADES: [], t.PRICES: [], t.COLLATERAL: []}
         for batch in batches:
             records = self._new(batch)
             if not records:
                 continue
             kind = self.topics.kind(records[0].topic)
-            messages, ts = decoded[kind], stamps[kind]
-            for record in records:
-                message = decode(kind, record.key, record.value)
-                if isinstance(message, Rejection):
-                    self._reject(record, kind, message.reason, effects)
-                    continue
-                messages.append(message)
-                ts.append(record.timestamp / 1000.0 if message.ts is None else message.ts)
+            messages, positions, rejections = decode_many(kind, list(map(_VALUE, records)))
+            for position, reason in rejections:
+                self._reject(records[position], kind, reason, effects)
+            decoded[kind] += messages
+            received[kind] += (list(map(_TIMESTAMP, records)) if not rejections
+                               else [records[p].timestamp for p in positions])
             self.state.offsets[records[0].topic, records[0].partition] = records[-1].offset + 1
-        self._apply_prices(decoded[t.PRICES], stamps[t.PRICES])
-        self._apply_trades(decoded[t.TRADES], stamps[t.TRADES])
-        self._apply_collateral(decoded[t.COLLATERAL], stamps[t.COLLATERAL])
+        for kind, apply in ((t.PRICES, self._apply_prices), (t.TRADES, self._apply_trades),
+                            (t.COLLATERAL, self._apply_collateral)):
+            if decoded[kind]:
+                apply(decoded[kind], event_times(decoded[kind], received[kind]))
         effects.calls = self.refresh()
         return effects
 
@@ -166,33 +178,35 @@ class Monitor:
             self._pending_ts.append(ts)
             self._dirty = True
 
-    def _apply_trades(self, trades: list[TradeMessage], stamps: list[float]) -> None:
-        ledger, fresh, ts = self.state.ledger, [], []
-        for trade, stamp in zip(trades, stamps, strict=True):
-            key = _trade_key(trade)
-            if key not in ledger:
-                ledger.add(key)
-                fresh.append(trade)
-                ts.append(stamp)
-        self.state.tally.count(t.TRADES, DUPLICATE, len(trades) - len(fresh))
-        if fresh:
+    def _apply_trades(self, trades: list[TradeMessage], ts: np.ndarray) -> None:
+        ledger = self.state.ledger
+        members = list(map(_MEMBER, trades))
+        keys = list(map("\x1f".join, zip(members, map(_TRADE_ID, trades), strict=True)))
+        if ledger.isdisjoint(keys) and len(set(keys)) == len(keys):
+            ledger.update(keys)
+        else:  # some repeat: decide one at a time, in arrival order
+            remember = ledger.add
+            fresh = [i for i, key in enumerate(keys) if not (key in ledger or remember(key))]
+            trades, members, ts = [trades[i] for i in fresh], [members[i] for i in fresh], \
+                ts[fresh]
+        self.state.tally.count(t.TRADES, DUPLICATE, len(keys) - len(trades))
+        if trades:
+            n = len(trades)
             self.state.ccp.apply_trades(Trades(
-                [m.member for m in fresh], [m.instrument for m in fresh],
-                np.array([m.quantity for m in fresh], dtype=np.float64),
-                np.array([m.price for m in fresh], dtype=np.float64)))
-        self._applied(t.TRADES, np.array(ts))
+                members, list(map(_INSTRUMENT, trades)),
+                np.fromiter(map(_QUANTITY, trades), dtype=np.float64, count=n),
+                np.fromiter(map(_PRICE, trades), dtype=np.float64, count=n)))
+        self._applied(t.TRADES, ts)
 
-    def _apply_prices(self, prices: list[PriceMessage], stamps: list[float]) -> None:
+    def _apply_prices(self, prices: list[PriceMessage], ts: np.ndarray) -> None:
         if prices:
-            ts = np.array(stamps)
             stale = self.state.ccp.apply_prices(Prices(
                 [m.instrument for m in prices], np.array([m.price for m in prices]), ts))
             self.state.tally.count(t.PRICES, STALE, int(stale.sum()))
             self._applied(t.PRICES, ts[~stale])
 
-    def _apply_collateral(self, states: list[CollateralMessage], stamps: list[float]) -> None:
+    def _apply_collateral(self, states: list[CollateralMessage], ts: np.ndarray) -> None:
         if states:
-            ts = np.array(stamps)
             stale = self.state.ccp.apply_collateral(Collateral(
                 [m.member for m in states], np.array([m.initial_margin for m in states]),
                 np.array([m.cash for m in states]), ts))
