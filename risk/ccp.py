@@ -257,14 +257,22 @@ class Ccp:
         rows = np.flatnonzero(self._touched[:n_m])
         self._touched[:n_m] = False
         if len(rows) and n_s:
+            # Every member is touched by most price batches: then whole slices, in place.
+            which: slice | IndexArray = slice(0, n_m) if len(rows) == n_m else rows
             book = self.book
-            loss = -(book.variation_margin[rows, None] + self.stress.pnl[rows, :n_s])
-            self.exposure[rows, :n_s] = np.maximum(0.0, loss - book.initial_margin[rows, None])
-            self.need[rows, :n_s] = np.maximum(
-                0.0, loss + (self.settlement_obligation[rows] - book.cash[rows])[:, None])
-            exposure = self.exposure[rows, :n_s]
-            self.worst_scenario[rows] = exposure.argmax(axis=1)
-            self.worst_exposure[rows] = exposure.max(axis=1)
+            gain = self.stress.pnl[which, :n_s] + book.variation_margin[which, None]
+            exposure = np.add(gain, book.initial_margin[which, None])
+            np.negative(exposure, out=exposure)
+            np.maximum(exposure, 0.0, out=exposure)
+            need = np.subtract(gain, (self.settlement_obligation[which]
+                                      - book.cash[which])[:, None], out=gain)
+            np.negative(need, out=need)
+            np.maximum(need, 0.0, out=need)
+            self.exposure[which, :n_s] = exposure
+            self.need[which, :n_s] = need
+            worst = exposure.argmax(axis=1)
+            self.worst_scenario[which] = worst
+            self.worst_exposure[which] = np.take_along_axis(exposure, worst[:, None], 1)[:, 0]
         elif len(rows):
             self.worst_exposure[rows] = 0.0
         return rows

@@ -100,10 +100,13 @@ def largest_rows(matrix: FloatArray, count: int) -> FloatArray:
     for _ in range(min(count, matrix.shape[0])):
         top = remaining.max(axis=0)
         is_top = remaining == top
-        ties = is_top.sum(axis=0)
-        for rank in range(count):  # ranks filled..filled+ties-1 take this value
-            take = (filled <= rank) & (rank < filled + ties)
-            out[count - 1 - rank, take] = top[take]
+        ties = np.count_nonzero(is_top, axis=0)
+        if filled.max() == 0 and ties.max() == 1:  # no ties, the usual case
+            out[count - 1] = top
+        else:
+            for rank in range(count):  # ranks filled..filled+ties-1 take this value
+                take = (filled <= rank) & (rank < filled + ties)
+                out[count - 1 - rank, take] = top[take]
         filled += ties
         if filled.min() >= count:
             break

@@ -7,12 +7,14 @@ only after a batch has been applied and its outputs are out.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import Any
 
 import mode
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import KafkaError
 
 from streams import topics as t
 from streams.monitor import Effects, Monitor
@@ -23,6 +25,10 @@ log = logging.getLogger(__name__)
 
 # With no input the loop wakes this often to publish reference-data changes.
 IDLE_POLL_MS = 50
+# Offsets are committed in the background at most this often: they only tell
+# operators the group's progress (recovery resumes from the state's own offsets),
+# and a commit in the loop would add its round trip to every batch's latency.
+COMMIT_INTERVAL_S = 1.0
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -54,6 +60,9 @@ class Ingest(mode.Service):
         self.outputs = outputs
         self.consumer: AIOKafkaConsumer | None = None
         self.assigned = False
+        self._applied: dict[TopicPartition, int] = {}
+        self._commit: asyncio.Task[None] | None = None
+        self._committed_at = 0.0
 
     async def on_start(self) -> None:
         s = self.settings
@@ -70,7 +79,25 @@ class Ingest(mode.Service):
 
     async def on_stop(self) -> None:
         if self.consumer is not None:
+            if self._commit is not None:
+                await self._commit
+            await self._commit_offsets(self._applied)
             await self.consumer.stop()
+
+    def _commit_soon(self) -> None:
+        """Commit what has been applied, in the background, if none is under way."""
+        if (self._applied and (self._commit is None or self._commit.done())
+                and time.monotonic() - self._committed_at >= COMMIT_INTERVAL_S):
+            offsets, self._applied = self._applied, {}
+            self._committed_at = time.monotonic()
+            self._commit = asyncio.ensure_future(self._commit_offsets(offsets))
+
+    async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
+        if offsets and self.consumer is not None:
+            try:
+                await self.consumer.commit(offsets)
+            except KafkaError as error:  # the state, not the commit, is the truth
+                log.info("offsets not committed (%s); the next commit carries them", error)
 
     @mode.Service.task
     async def _consume(self) -> None:
@@ -81,10 +108,8 @@ class Ingest(mode.Service):
                                            max_records=self.settings.max_batch)
             if batch:
                 await self.outputs.send(monitor.ingest(batch.values()))
-                try:
-                    await consumer.commit({tp: records[-1].offset + 1
-                                           for tp, records in batch.items()})
-                except CommitFailedError as error:  # the state, not the commit, is the truth
-                    log.info("commit skipped during a rebalance: %s", error)
+                self._applied.update({tp: records[-1].offset + 1
+                                      for tp, records in batch.items()})
             elif monitor.dirty:
                 await self.outputs.send(Effects(calls=monitor.refresh()))
+            self._commit_soon()

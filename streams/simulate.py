@@ -17,7 +17,7 @@ from streams.settings import Settings
 
 # Events are sent in ticks of this many seconds, paced to the wall clock; event times
 # are due times, so a tick adds up to its length to the latency an event shows.
-TICK_S = 0.002
+TICK_S = 0.01
 # Record batches stay well under a consumer's default fetch size (1 MiB): the embedded
 # broker does not hand out a batch larger than the fetch asks for, and the consumer stalls.
 MAX_BATCH_BYTES = 256 * 1024
