@@ -131,6 +131,10 @@ def create_app(settings: Settings, store: StateStore) -> faust.App:
 
     published = {"sequence": -1}
 
+    @app.timer(settings.recompute_interval)  # type: ignore[untyped-decorator]
+    async def rebase() -> None:
+        monitor.rebase()
+
     @app.timer(settings.publish_interval)  # type: ignore[untyped-decorator]
     async def publish_cover2() -> None:
         snapshot = monitor.snapshot

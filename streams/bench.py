@@ -341,6 +341,10 @@ async def latency(lab: Lab, say: Say) -> dict[str, Any]:
         stop_process(feed)
         stop_process(worker)
     window = [a - b for a, b in zip(after, before, strict=True)]
+    if not window[-1]:
+        say("  no event became visible during the window: the worker is behind the feed")
+        return {"offered_per_s": lab.plan.offered, "events": 0, "p50": None, "p99": None,
+                "max": None}
     bounds = [*LATENCY_BUCKETS, float("inf")]
     highest = next(bound for bound, count in zip(bounds, window, strict=True)
                    if count >= window[-1])
@@ -439,9 +443,10 @@ def table(result: dict[str, Any]) -> str:
     lines += [f"{r['row']:<16} {r['events_per_s']:>12,.0f} {r['ratio']:>7.3f}"
               for r in result["rows"]]
     lat = result["latency_s"]
-    lines += ["", f"latency at {lat['offered_per_s']:,.0f} events/s offered "
-                  f"({lat['events']:,.0f} events): p50 {lat['p50'] * 1e3:.1f} ms, "
-                  f"p99 {lat['p99'] * 1e3:.1f} ms, max <= {lat['max'] * 1e3:.0f} ms",
+    lines += ["", f"latency at {lat['offered_per_s']:,.0f} events/s offered: "
+                  + (f"p50 {lat['p50'] * 1e3:.1f} ms, p99 {lat['p99'] * 1e3:.1f} ms, "
+                     f"max <= {lat['max'] * 1e3:.0f} ms ({lat['events']:,.0f} events)"
+                     if lat["events"] else "no event became visible in the window"),
               f"start-up to healthy: {result['startup_s']:.2f} s",
               f"restart after kill -9 to healthy and caught up: {result['restart_s']:.2f} s",
               f"peak RSS of the worker: {result['peak_rss_bytes'] / 2**20:,.0f} MiB"]

@@ -21,7 +21,8 @@ from streams.settings import EMBEDDED_TIMEOUTS, Settings
 
 WORKER_SETTINGS = (
     "broker", "web_host", "web_port", "topic_prefix", "partitions", "currency",
-    "publish_interval", "state_dir", "snapshot_interval", "group_id", "worker_id",
+    "publish_interval", "state_dir", "snapshot_interval", "recompute_interval", "group_id",
+    "worker_id",
     "session_timeout", "heartbeat_interval", "max_batch", "fetch_wait", "warning_fraction_of_im",
     "warning_amount", "call_fraction_of_im", "call_amount", "minimum_transfer", "call_cooldown",
     "log_level")

@@ -243,6 +243,11 @@ class Monitor:
         self._applied(kind, np.array([record.timestamp / 1000.0 if ts is None else ts]))
         return effects
 
+    def rebase(self) -> None:
+        """Recompute every scenario P&L from positions at the next refresh."""
+        self.state.ccp.recompute()
+        self._dirty = True
+
     def refresh(self) -> list[MarginCall]:
         """Bring the snapshot up to date if anything changed; returns new margin calls."""
         if not self._dirty:

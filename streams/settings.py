@@ -40,6 +40,9 @@ class Settings:
     publish_interval: float = _setting(0.25, "seconds between publications of ccp.cover2")
     state_dir: str = _setting("cover2-state", "where the worker keeps its state snapshots")
     snapshot_interval: float = _setting(30.0, "seconds between state snapshots")
+    recompute_interval: float = _setting(
+        600.0, "seconds between full recomputes of scenario P&L from positions (drops the "
+        "rounding of incremental updates)")
     group_id: str = _setting("cover2", "consumer group shared by the workers")
     worker_id: str = _setting("", "this worker's name (default: host name and web port)")
     session_timeout: float = _setting(

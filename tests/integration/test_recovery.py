@@ -120,12 +120,19 @@ def assert_matches_reference(worker: Worker, plain: PlainCcp) -> None:
                 want.drain_by_group_scenario[g, s], abs=tolerance)
 
 
-async def test_a_long_random_stream_equals_the_plain_recompute(spawn: Spawn, feed: Feed) -> None:
-    rng = random.Random(7)
+async def worker_with_reference_data(spawn: Spawn, feed: Feed,
+                                     rng: random.Random) -> tuple[Worker, PlainCcp]:
+    """A healthy worker that has applied the reference data, and the reference with it."""
     worker = await spawn().healthy()
     messages, plain = reference_data(rng)
     await send(feed, messages)
     await eventually(lambda: worker.get("/cover2")[1]["scenarios"] == 5, what="scenarios")
+    return worker, plain
+
+
+async def test_a_long_random_stream_equals_the_plain_recompute(spawn: Spawn, feed: Feed) -> None:
+    rng = random.Random(7)
+    worker, plain = await worker_with_reference_data(spawn, feed, rng)
     stream = hot_stream(rng, 3_000)
     await send(feed, stream)
     apply_plain(plain, stream)
@@ -135,10 +142,7 @@ async def test_a_long_random_stream_equals_the_plain_recompute(spawn: Spawn, fee
 
 async def test_kill_9_and_an_upstream_replay_change_nothing(spawn: Spawn, feed: Feed) -> None:
     rng = random.Random(11)
-    worker = await spawn().healthy()
-    messages, plain = reference_data(rng)
-    await send(feed, messages)
-    await eventually(lambda: worker.get("/cover2")[1]["scenarios"] == 5, what="scenarios")
+    worker, plain = await worker_with_reference_data(spawn, feed, rng)
     stream = hot_stream(rng, 4_000)
     first, second = stream[:2_500], stream[2_500:]
     await send(feed, first)

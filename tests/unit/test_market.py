@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.codec import MESSAGE_TYPES, Rejection, decode
 from streams.market import (
     BENCH_MIX,
     DEMO,
@@ -30,87 +31,13 @@ EMIR_LINE_CAP = 0.25  # EMIR Art. 44: one group provides at most a quarter of cr
 SHARE_ATOL = 1e-9
 START_TS = 1_763_712_000.0
 
-Number = float  # msgspec accepts JSON integers for float fields
-Positive = Annotated[float, msgspec.Meta(gt=0)]
-NonNegative = Annotated[float, msgspec.Meta(ge=0)]
-
-
-class TradeMsg(msgspec.Struct, forbid_unknown_fields=True):
-    trade_id: str
-    member: str
-    instrument: str
-    quantity: Number
-    price: Number
-    ts: Number | None = None
-
-
-class PriceMsg(msgspec.Struct, forbid_unknown_fields=True):
-    instrument: str
-    price: Positive
-    ts: Number | None = None
-
-
-class CollateralMsg(msgspec.Struct, forbid_unknown_fields=True):
-    member: str
-    initial_margin: NonNegative
-    cash: NonNegative
-    ts: Number | None = None
-
-
-class SettlementMsg(msgspec.Struct, forbid_unknown_fields=True):
-    member: str
-    ts: Number | None = None
-
-
-class MemberMsg(msgspec.Struct, forbid_unknown_fields=True):
-    member: str
-    default_fund: NonNegative
-    group: str | None = None
-    settlement_obligation: NonNegative | None = None
-    name: str | None = None
-
-
-class InstrumentMsg(msgspec.Struct, forbid_unknown_fields=True):
-    instrument: str
-    multiplier: Positive = 1.0
-
-
-class ScenarioMsg(msgspec.Struct, forbid_unknown_fields=True):
-    scenario: str
-    shocks: dict[str, Number]
-    description: str | None = None
-    default_shock: Number = 0.0
-
-
-LiquidType = Literal[
-    "central_bank_cash", "commercial_bank_cash", "committed_credit_line", "committed_repo",
-    "committed_fx_swap", "prearranged_funding_collateral", "uncommitted_line", "other",
-]
-
-
-class LiquidResourceMsg(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    type: LiquidType
-    amount: Number
-    provider: str | None = None
-
-
-class ResourcesMsg(msgspec.Struct, forbid_unknown_fields=True):
-    skin_in_the_game: Number
-    liquid_resources: list[LiquidResourceMsg]
-    other_prefunded: Number | None = None
-
-
-CONTRACT: dict[str, type[msgspec.Struct]] = {
-    "trades": TradeMsg, "prices": PriceMsg, "collateral": CollateralMsg,
-    "settlements": SettlementMsg, "members": MemberMsg, "instruments": InstrumentMsg,
-    "scenarios": ScenarioMsg, "resources": ResourcesMsg,
-}
-
-
 def decoded(topic: str, value: dict[str, Any]) -> Any:
-    """The message as the contract's Struct, through the bytes a producer would send."""
-    return msgspec.json.decode(encode(topic, value), type=CONTRACT[topic])
+    """The message as the service's parser reads it, from the bytes a producer would send;
+    it must carry no field outside the contract."""
+    message = decode(topic, None, encode(topic, value))
+    assert not isinstance(message, Rejection), message
+    assert set(value) <= {f.name for f in msgspec.structs.fields(MESSAGE_TYPES[topic])}
+    return message
 
 
 @pytest.fixture(scope="module")
