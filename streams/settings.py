@@ -104,6 +104,10 @@ def _parser_of(kind: type) -> Any:
     return _boolean if kind is bool else kind
 
 
+# Shorter flags the contract's command line uses.
+ALIASES = {"broker_port": ("--port",)}
+
+
 def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
     """Add a flag for each setting (or for ``names``), its variable named in the help.
 
@@ -112,13 +116,13 @@ def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None =
     for f in dataclasses.fields(Settings):
         if names is not None and f.name not in names:
             continue
-        flag = "--" + f.name.replace("_", "-")
+        flags = ("--" + f.name.replace("_", "-"), *ALIASES.get(f.name, ()))
         text = f"{f.metadata['help']} [{env_name(f.name)}, default {f.default!r}]"
         if isinstance(f.default, bool):
-            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+            parser.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction,
                                 default=None, help=text)
         else:
-            parser.add_argument(flag, dest=f.name, type=type(f.default), default=None,
+            parser.add_argument(*flags, dest=f.name, type=type(f.default), default=None,
                                 metavar=type(f.default).__name__.upper(), help=text)
 
 
