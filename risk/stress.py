@@ -7,11 +7,6 @@ import numpy as np
 from risk.book import BlockChange, PairChange
 from risk.ids import Ids, grown
 from risk.model import FloatArray, IndexArray
-from risk.segments import segment_sums
-
-# Trades are expanded to (pairs, scenarios) rows in slices of this many pairs,
-# which bounds the temporary memory of a large batch.
-_PAIR_SLICE = 2048
 
 
 class StressPnl:
@@ -49,14 +44,24 @@ class StressPnl:
         self.n_members, self.n_instruments = n_members, n_instruments
 
     def apply_pairs(self, change: PairChange) -> None:
-        """Move P&L by a sparse notional change: O(pairs x scenarios)."""
+        """Move P&L by a sparse notional change: O(pairs x scenarios).
+
+        A member with one pair takes a scaled shock row, all such members at once;
+        a member with several takes one matrix-vector product over its rows, which
+        reads each shock row once instead of scaling and then summing copies.
+        """
         n_s = self.n_scenarios
-        for lo in range(0, len(change.members), _PAIR_SLICE):
-            members = change.members[lo:lo + _PAIR_SLICE]
-            rows = self.shock[change.instruments[lo:lo + _PAIR_SLICE], :n_s]
-            rows *= change.notional[lo:lo + _PAIR_SLICE, None]
-            starts = np.flatnonzero(np.r_[True, members[1:] != members[:-1]])
-            self.pnl[members[starts], :n_s] += segment_sums(rows, starts)
+        members, instruments, notional = change.members, change.instruments, change.notional
+        starts = np.flatnonzero(np.r_[True, members[1:] != members[:-1]])
+        lengths = np.diff(np.r_[starts, len(members)])
+        single = starts[lengths == 1]
+        self.pnl[members[single], :n_s] += (self.shock[instruments[single], :n_s]
+                                            * notional[single, None])
+        for first, length in zip(starts[lengths > 1].tolist(), lengths[lengths > 1].tolist(),
+                                 strict=True):
+            pairs = slice(first, first + length)
+            self.pnl[members[first], :n_s] += notional[pairs] @ self.shock[instruments[pairs],
+                                                                           :n_s]
 
     def apply_block(self, change: BlockChange) -> None:
         """Move P&L by a dense notional change: one matrix product over the instruments."""
