@@ -125,11 +125,6 @@ class Tombstone:
 _DECODERS = {kind: msgspec.json.Decoder(struct) for kind, struct in MESSAGE_TYPES.items()}
 
 
-def decoder(kind: str) -> msgspec.json.Decoder[Any]:
-    """The decoder of one input topic (named without prefix)."""
-    return _DECODERS[kind]
-
-
 def decode(kind: str, key: bytes | None, value: bytes | None) -> Any:
     """One message: its struct, a :class:`Tombstone`, or a :class:`Rejection`."""
     if value is None:

@@ -72,10 +72,6 @@ class StateStore:
             return None
         return state
 
-    def discard(self) -> None:
-        """Forget the saved state."""
-        self.path.unlink(missing_ok=True)
-
 
 class StateKeeper(mode.Service):
     """Saves the state every ``interval`` seconds and when the worker stops."""
