@@ -13,7 +13,13 @@ import numpy as np
 
 from risk.book import BlockChange, Book
 from risk.calls import CallDesk, CallPolicy, MarginCall
-from risk.cover import Groups, default_fund_minimum, same_scenario_cover, worst_per_group_cover
+from risk.cover import (
+    Groups,
+    default_fund_minimum,
+    largest_rows,
+    same_scenario_cover,
+    worst_per_group_cover,
+)
 from risk.ids import Ids, grown
 from risk.liquidity import provided_by_group, qualifying_by_type
 from risk.model import (
@@ -302,9 +308,11 @@ class Ccp:
         n_m = len(self.members)
         default_fund = float(self.default_fund[:n_m].sum())
         worst_mode, worst_top = worst_per_group_cover(exposure, groups.names, scenarios)
-        minimum, minimum_scenario = default_fund_minimum(exposure, scenarios)
+        # The three largest per scenario serve both cover-2 and the EMIR minimum.
+        three = largest_rows(exposure, 3) if scenarios else None
+        minimum, minimum_scenario = default_fund_minimum(exposure, scenarios, three)
         credit = CreditResult(
-            cover=same_scenario_cover(exposure, groups.names, scenarios),
+            cover=same_scenario_cover(exposure, groups.names, scenarios, three),
             default_fund=default_fund,
             prefunded=default_fund + self.resources.skin_in_the_game
             + self.resources.other_prefunded,

@@ -115,17 +115,18 @@ def largest_rows(matrix: FloatArray, count: int) -> FloatArray:
 
 
 def same_scenario_cover(by_group_scenario: FloatArray, groups: Sequence[str],
-                        scenarios: Sequence[str]) -> Cover:
+                        scenarios: Sequence[str], largest: FloatArray | None = None) -> Cover:
     """Cover-2 and cover-1 where both defaulters are ranked in the same scenario.
 
     Parameters
     ----------
     by_group_scenario : (n_groups, n_scenarios) exposure or liquidity drain
     groups, scenarios : ids of the rows (sorted) and of the columns
+    largest : (k >= 2, n_scenarios) ``largest_rows`` of the matrix, when already known
     """
     if not len(scenarios) or not len(groups):
         return NO_COVER
-    two = largest_rows(by_group_scenario, 2)
+    two = (largest_rows(by_group_scenario, 2) if largest is None else largest)[-2:]
     s2 = first_max(two.sum(axis=0), scenarios)
     top = ranked(by_group_scenario[:, s2], 2)
     s1 = first_max(two[1], scenarios)
@@ -153,12 +154,15 @@ def worst_per_group_cover(by_group_scenario: FloatArray, groups: Sequence[str],
     return float(sum(t.amount for t in top)), top
 
 
-def default_fund_minimum(by_group_scenario: FloatArray,
-                         scenarios: Sequence[str]) -> tuple[float, str | None]:
-    """EMIR Art. 42(3): ``max_s max(largest, second + third largest)`` and its scenario."""
+def default_fund_minimum(by_group_scenario: FloatArray, scenarios: Sequence[str],
+                         largest: FloatArray | None = None) -> tuple[float, str | None]:
+    """EMIR Art. 42(3): ``max_s max(largest, second + third largest)`` and its scenario.
+
+    ``largest`` is ``largest_rows(by_group_scenario, 3)`` when already known.
+    """
     if not len(scenarios):
         return 0.0, None
-    three = largest_rows(by_group_scenario, 3)
+    three = largest_rows(by_group_scenario, 3) if largest is None else largest
     per_scenario = np.maximum(three[2], three[0] + three[1])
     s = first_max(per_scenario, scenarios)
     return float(per_scenario[s]), scenarios[s]

@@ -49,9 +49,9 @@ class Received:
 def create_app(settings: Settings, store: StateStore) -> faust.App:
     """The worker's faust app, with its monitor restored from ``store``."""
     topics = t.Topics(settings.topic_prefix)
-    monitor = Monitor(topics, settings.call_policy, store.load())
+    state = store.load()
+    monitor = Monitor(topics, settings.call_policy, state)
     (store.directory / "faust").mkdir(parents=True, exist_ok=True)
-    restored = monitor.snapshot is not None or bool(monitor.state.offsets)
     app = faust.App(
         # A group of its own per process: the agents never commit, so nothing is lost, and
         # a restart after kill -9 does not wait for the dead incarnation's session to expire.
@@ -85,7 +85,7 @@ def create_app(settings: Settings, store: StateStore) -> faust.App:
                                         lambda: time.time() - monitor.refreshed_at))
     reference = app.topic(*topics.names(t.REFERENCE_INPUTS), key_serializer="raw",
                           value_serializer="raw", acks=False)
-    log.info("state %s: %s", store.path, "restored" if restored else "starting empty")
+    log.info("state %s: %s", store.path, "restored" if state else "starting empty")
 
     @app.agent(reference)
     async def reference_data(stream: Any) -> None:
