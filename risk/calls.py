@@ -39,6 +39,14 @@ class CallPolicy:
         return (np.maximum(self.warning_amount, self.warning_fraction_of_im * initial_margin),
                 np.maximum(self.call_amount, self.call_fraction_of_im * initial_margin))
 
+    def level(self, exposure: FloatArray, initial_margin: FloatArray) -> IndexArray:
+        """The level each member is over now: NONE, WARNING or CALL, (n,)."""
+        warning_level, call_level = self.levels(initial_margin)
+        kind = np.where(exposure >= call_level, CALL, np.where(exposure >= warning_level, WARNING,
+                                                                NONE))
+        kind[exposure <= 0.0] = NONE
+        return kind
+
 
 @dataclass(frozen=True)
 class MarginCall:
@@ -91,10 +99,7 @@ class CallDesk:
         """
         n = len(exposure)
         p = self.policy
-        warning_level, call_level = p.levels(initial_margin)
-        kind = np.where(exposure >= call_level, CALL, np.where(exposure >= warning_level, WARNING,
-                                                                NONE))
-        kind[exposure <= 0.0] = NONE
+        kind = p.level(exposure, initial_margin)
         last_kind, last_amount, last_ts = self.kind[:n], self.amount[:n], self.ts[:n]
         last_kind[kind == NONE] = NONE
         grew = ((kind == last_kind) & (exposure >= last_amount + p.minimum_transfer)

@@ -145,13 +145,14 @@ def _cover(amount: dict[tuple[str, str], float], groups: list[str],
     return Cover(best[0], best[1], top, cover1, s1, g1)
 
 
-def snapshot(plain: PlainCcp) -> Snapshot:
-    """Every result of :class:`risk.ccp.Ccp`, recomputed from scratch."""
+def snapshot(plain: PlainCcp, policy: CallPolicy | None = None) -> Snapshot:
+    """Every result of :class:`risk.ccp.Ccp` under ``policy``, recomputed from scratch."""
     scenarios = list(plain.scenarios)
     members = plain.known_members
     groups = sorted({plain.group_of(m) for m in members})
     exposure: dict[tuple[str, str], float] = defaultdict(float)
     need: dict[tuple[str, str], float] = defaultdict(float)
+    margin_level: dict[str, int] = defaultdict(int)
     for m in members:
         im, cash, _ = plain.collateral.get(m, (0.0, 0.0, 0.0))
         obligation = plain.members[m].settlement_obligation if m in plain.members else 0.0
@@ -159,6 +160,10 @@ def snapshot(plain: PlainCcp) -> Snapshot:
             loss = plain.loss(m, plain.scenarios[s])
             exposure[plain.group_of(m), s] += max(0.0, loss - im)
             need[plain.group_of(m), s] += max(0.0, loss + obligation - cash)
+        worst_member = max((max(0.0, plain.loss(m, plain.scenarios[s]) - im) for s in scenarios),
+                           default=0.0)
+        margin_level[plain.group_of(m)] = max(margin_level[plain.group_of(m)], plain_level(
+            policy or CallPolicy(), worst_member, im))
     provided: dict[str, float] = defaultdict(float)
     qualifying: dict[str, float] = defaultdict(float)
     for r in plain.resources.liquid_resources:
@@ -199,7 +204,19 @@ def snapshot(plain: PlainCcp) -> Snapshot:
     return Snapshot(
         sequence=0, as_of=0.0, credit=credit, liquidity=liquidity, groups=tuple(groups),
         scenarios=tuple(scenarios), exposure_by_group_scenario=matrix(credit_exposure),
-        drain_by_group_scenario=matrix(drain), members_by_group=members_by_group)
+        drain_by_group_scenario=matrix(drain), members_by_group=members_by_group,
+        margin_level_by_group=np.array([margin_level[g] for g in groups], dtype=np.intp))
+
+
+def plain_level(policy: CallPolicy, exposure: float, initial_margin: float) -> int:
+    """The margin-call level a member is over: NONE, WARNING or CALL."""
+    p, kind = policy, NONE
+    if exposure > 0 and exposure >= max(p.warning_amount,
+                                        p.warning_fraction_of_im * initial_margin):
+        kind = WARNING
+    if exposure > 0 and exposure >= max(p.call_amount, p.call_fraction_of_im * initial_margin):
+        kind = CALL
+    return kind
 
 
 class PlainCallDesk:
@@ -213,12 +230,7 @@ class PlainCallDesk:
                now: float) -> str | None:
         """The kind issued to ``member`` now ("warning", "call"), or None."""
         p = self.policy
-        kind = NONE
-        if exposure > 0 and exposure >= max(p.warning_amount,
-                                            p.warning_fraction_of_im * initial_margin):
-            kind = WARNING
-        if exposure > 0 and exposure >= max(p.call_amount, p.call_fraction_of_im * initial_margin):
-            kind = CALL
+        kind = plain_level(p, exposure, initial_margin)
         last_kind, last_amount, last_ts = self.last.get(member, (NONE, 0.0, -np.inf))
         if kind == NONE:
             self.last[member] = (NONE, last_amount, last_ts)

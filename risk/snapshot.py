@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
 from risk.cover import Cover, GroupAmount
-from risk.model import FloatArray
+from risk.model import FloatArray, IndexArray
+
+Array = TypeVar("Array", FloatArray, IndexArray)
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ def ratio(resources: float, requirement: float) -> float:
     return resources / requirement if requirement > 0 else float("inf")
 
 
-def frozen(array: FloatArray) -> FloatArray:
+def frozen(array: Array) -> Array:
     """``array`` marked read-only, so a snapshot cannot be changed through it."""
     array.flags.writeable = False
     return array
@@ -93,6 +96,8 @@ class Snapshot:
     exposure_by_group_scenario : (n_groups, n_scenarios) credit exposure, read-only
     drain_by_group_scenario : (n_groups, n_scenarios) liquidity drain, read-only
     members_by_group : each group's member ids
+    margin_level_by_group : (n_groups,) the highest margin-call level any of the group's
+        members is over now: 0 none, 1 warning, 2 call (:meth:`risk.calls.CallPolicy.level`)
     """
 
     sequence: int
@@ -104,6 +109,7 @@ class Snapshot:
     exposure_by_group_scenario: FloatArray
     drain_by_group_scenario: FloatArray
     members_by_group: Mapping[str, tuple[str, ...]]
+    margin_level_by_group: IndexArray
 
     @property
     def worst_exposure_by_group(self) -> FloatArray:

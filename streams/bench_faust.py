@@ -11,7 +11,9 @@ It prints one JSON line, ``{"events": n, "seconds": s}``, and exits.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -49,9 +51,11 @@ def main() -> None:
     bootstrap, prefix, scale, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     target, budget = int(sys.argv[5]), float(sys.argv[6])
     topics = t.Topics(prefix)
+    datadir = tempfile.mkdtemp(prefix="cover2-bench-faust-")
     app = faust.App(f"bench-faust-{time.time_ns()}", broker=f"kafka://{bootstrap}",
-                    store="memory://", web_enabled=False, topic_allow_declare=False,
-                    topic_disable_leader=True, consumer_auto_offset_reset="earliest",
+                    store="memory://", datadir=datadir, web_enabled=False,
+                    topic_allow_declare=False, topic_disable_leader=True,
+                    consumer_auto_offset_reset="earliest",
                     broker_session_timeout=3, broker_heartbeat_interval=1,
                     broker_rebalance_timeout=3, broker_request_timeout=10)
     ccp = Ccp()
@@ -97,7 +101,10 @@ def main() -> None:
     async def refresh() -> None:
         ccp.publish(time.time())
 
-    faust.Worker(app, loglevel="error", quiet=True).execute_from_commandline()
+    try:
+        faust.Worker(app, loglevel="error", quiet=True).execute_from_commandline()
+    finally:
+        shutil.rmtree(datadir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from risk.calls import KIND_NAMES
 from risk.snapshot import Snapshot
 
 CREDIT_COVER2 = "ccp_credit_cover2"
@@ -45,10 +46,13 @@ EVENTS = "ccp_events"  # exposed as ccp_events_total
 EVENT_LATENCY = "ccp_event_latency_seconds"
 LAST_EVENT_TIMESTAMP = "ccp_last_event_timestamp_seconds"
 MARGIN_CALLS = "ccp_margin_calls"  # exposed as ccp_margin_calls_total
+GROUP_MARGIN_CALLS = "ccp_group_margin_calls"  # exposed as ccp_group_margin_calls_total
+GROUP_MARGIN_LEVEL = "ccp_group_margin_level"
 SNAPSHOT_AGE = "ccp_snapshot_age_seconds"
 
 APPLIED, DUPLICATE, STALE, REJECTED = "applied", "duplicate", "stale", "rejected"
 OUTCOMES = (APPLIED, DUPLICATE, STALE, REJECTED)
+KINDS = tuple(KIND_NAMES.values())  # of margin calls: warning, call
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -57,7 +61,8 @@ class Tally:
     """What the worker counted: events by topic and outcome, calls, latency."""
 
     events: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
-    margin_calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    margin_calls: dict[tuple[str, str], int] = field(  # by (group, kind)
+        default_factory=lambda: defaultdict(int))
     last_event_ts: dict[str, float] = field(default_factory=dict)
     latency_counts: np.ndarray = field(
         default_factory=lambda: np.zeros(len(LATENCY_BUCKETS) + 1, dtype=np.int64))
@@ -139,6 +144,12 @@ class SnapshotCollector(Collector):
                         [(t.group, t.amount) for t in liquidity.cover.top])
         yield self._by_group(LIQUIDITY_GROUP_DRAIN, "Each group's worst-scenario liquidity drain",
                              snap.groups, snap.worst_drain_by_group)
+        level = GaugeMetricFamily(
+            GROUP_MARGIN_LEVEL, "Highest margin-call level any member of the group is over now: "
+            "0 none, 1 warning, 2 call", labels=["group"])
+        for group, value in zip(snap.groups, snap.margin_level_by_group.tolist(), strict=True):
+            level.add_metric([group], value)
+        yield level
         yield GaugeMetricFamily(SNAPSHOT_AGE, "Seconds since the results were last refreshed",
                                 value=self.snapshot_age())
 
@@ -169,9 +180,16 @@ class SnapshotCollector(Collector):
         yield events
         calls = CounterMetricFamily(MARGIN_CALLS, "Margin warnings and calls issued",
                                     labels=["kind"])
-        for kind in ("warning", "call"):
-            calls.add_metric([kind], tally.margin_calls.get(kind, 0))
+        by_group = CounterMetricFamily(GROUP_MARGIN_CALLS,
+                                       "Margin warnings and calls issued, by member group",
+                                       labels=["group", "kind"])
+        for kind in KINDS:
+            calls.add_metric([kind], sum(n for (_, k), n in tally.margin_calls.items()
+                                         if k == kind))
+        for (group, kind), n in sorted(tally.margin_calls.items()):
+            by_group.add_metric([group, kind], n)
         yield calls
+        yield by_group
         last = GaugeMetricFamily(LAST_EVENT_TIMESTAMP, "Event time of the newest applied message",
                                  labels=["topic"])
         for topic, ts in sorted(tally.last_event_ts.items()):

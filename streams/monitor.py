@@ -259,6 +259,6 @@ class Monitor:
             self.state.tally.observe_latency(np.maximum(latencies, 0.0))
             self._pending_ts.clear()
         for call in calls:
-            self.state.tally.margin_calls[call.kind] += 1
+            self.state.tally.margin_calls[call.group, call.kind] += 1
         self._dirty = False
         return calls

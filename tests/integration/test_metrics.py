@@ -48,6 +48,8 @@ async def test_metrics_pass_promtool_and_carry_the_contract(
     assert "in USD" in text
     # 10 contracts at 100 less IM 10, -10%: exposure 90, over 20% of IM: a margin call.
     assert 'ccp_margin_calls_total{kind="call"} 1.0' in text
+    assert 'ccp_group_margin_calls_total{group="M1",kind="call"} 1.0' in text
+    assert 'ccp_group_margin_level{group="M1"} 2.0' in text
 
     calls = await read_all(broker, f"{prefix}margin-calls", 1)
     assert [(c["member"], c["kind"], c["amount"], c["scenario"]) for c in calls] == [

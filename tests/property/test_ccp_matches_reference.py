@@ -104,6 +104,7 @@ def assert_same(got: Snapshot, want: Snapshot) -> None:
                       want.scenarios, tol)
     assert_same_cover(got.liquidity.cover, want.liquidity.cover, want.drain_by_group_scenario,
                       want.scenarios, tol)
+    np.testing.assert_array_equal(got.margin_level_by_group, want.margin_level_by_group)
     assert close(got.credit.prefunded, want.credit.prefunded, tol)
     assert close(got.credit.worst_group_mode, want.credit.worst_group_mode, 2 * tol)
     assert close(got.credit.default_fund_minimum, want.credit.default_fund_minimum, 2 * tol)
