@@ -11,9 +11,16 @@ $(BIN)/cover2: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# Debian's tools that the tests run for real: promtool and prometheus (rules, scraping),
+# amtool (Alertmanager's configuration), docker-compose (the production stack's file).
+TOOLS := promtool:prometheus amtool:prometheus-alertmanager docker-compose:docker-compose
+
 setup: $(BIN)/cover2
-	@command -v promtool >/dev/null || { apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; }
+	@missing=$$(for tool in $(TOOLS); do command -v $${tool%%:*} >/dev/null || \
+		echo $${tool#*:}; done); \
+	if [ -n "$$missing" ]; then echo "installing Debian packages:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+		$$missing >/dev/null; fi
 
 run: setup
 	$(BIN)/cover2 run

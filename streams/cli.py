@@ -1,4 +1,4 @@
-"""`cover2`: run, broker, worker, simulate."""
+"""`cover2`: run, broker, worker, simulate, bench, dashboards."""
 
 from __future__ import annotations
 
@@ -169,6 +169,14 @@ def bench(settings: Settings) -> None:
     run_bench(settings, _say)
 
 
+def dashboards(settings: Settings) -> None:
+    """The Grafana dashboards as JSON files, money in the reporting currency."""
+    from streams.dashboards import write
+
+    for path in write(Path(settings.dashboards_dir), settings.currency):
+        _say(f"dashboards: wrote {path}")
+
+
 COMMANDS = {
     "run": (run, RUN_SETTINGS, "everything on one machine: embedded broker, worker, demo feed",
             EMBEDDED_TIMEOUTS),
@@ -179,6 +187,8 @@ COMMANDS = {
     "bench": (bench, ("scale", "seed", "quick", "json"),
               "the performance benchmark: throughput, latency, start-up, restart, memory",
               {"scale": "large"}),
+    "dashboards": (dashboards, ("currency", "dashboards_dir"),
+                   "write the Grafana dashboards (JSON), money in the reporting currency", {}),
 }
 
 

@@ -69,6 +69,8 @@ class Settings:
     scale: str = _setting("demo", "size of the synthetic market: demo, large or xl")
     quick: bool = _setting(False, "cover2 bench: a small smoke run that checks it works")
     json: str = _setting("", "cover2 bench: also write the results to this file")
+    dashboards_dir: str = _setting("grafana/dashboards",
+                                   "cover2 dashboards: where the Grafana dashboards are written")
 
     @property
     def call_policy(self) -> CallPolicy:
@@ -105,7 +107,7 @@ def _parser_of(kind: type) -> Any:
 
 
 # Shorter flags the contract's command line uses.
-ALIASES = {"broker_port": ("--port",)}
+ALIASES = {"broker_port": ("--port",), "dashboards_dir": ("--out",)}
 
 
 def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
