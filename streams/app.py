@@ -78,7 +78,7 @@ def create_app(settings: Settings, store: StateStore) -> faust.App:
     ingest = Ingest(settings, monitor, outputs)
     app.add_dependency(outputs)
     app.add_dependency(ingest)
-    app.add_dependency(StateKeeper(store, monitor.state, settings.snapshot_interval))
+    app.add_dependency(StateKeeper(store, monitor.state, outputs, settings.snapshot_interval))
     registry = CollectorRegistry()
     registry.register(SnapshotCollector(settings.currency, lambda: monitor.snapshot,
                                         lambda: monitor.state.tally,

@@ -1,8 +1,9 @@
 """The batch consumer of trades, prices and collateral, hosted by the faust app.
 
 faust's per-message machinery tops out at a few thousand events a second; this
-loop reads with ``getmany``, applies whole batches to the core, and commits
-only after a batch has been applied and its outputs are out.
+loop reads with ``getmany``, applies whole batches to the core, hands their
+outputs to the producer, and commits offsets in the background only once
+those outputs are out.
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ class Ingest(mode.Service):
 
     def _commit_soon(self) -> None:
         """Commit what has been applied, in the background, if none is under way."""
+        if self._commit is not None and self._commit.done():
+            self._commit.result()  # an output that failed to go out stops the worker
         if (self._applied and (self._commit is None or self._commit.done())
                 and time.monotonic() - self._committed_at >= COMMIT_INTERVAL_S):
             offsets, self._applied = self._applied, {}
@@ -94,6 +97,7 @@ class Ingest(mode.Service):
 
     async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
         if offsets and self.consumer is not None:
+            await self.outputs.delivered()  # never commit past an output not yet out
             try:
                 await self.consumer.commit(offsets)
             except KafkaError as error:  # the state, not the commit, is the truth

@@ -16,13 +16,22 @@ from streams.settings import Settings
 
 
 class Outputs(mode.Service):
-    """The worker's producer. Sends are awaited, so nothing is committed before it is out."""
+    """The worker's producer.
+
+    Margin calls and dead letters are handed over without waiting for the broker,
+    so the next batch is not held up by a round trip; whatever must not get ahead
+    of them (an offset commit, a state snapshot) awaits :meth:`delivered` first.
+    A failed delivery stays failed: every later send and wait raises it, and the
+    worker stops rather than go on without the outputs its state includes.
+    """
 
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.topics = t.Topics(settings.topic_prefix)
         self.producer: AIOKafkaProducer | None = None
+        self._in_flight: list[asyncio.Future[Any]] = []
+        self._failure: BaseException | None = None
 
     async def on_start(self) -> None:
         # No idempotent producer: the embedded broker refuses InitProducerId, and every
@@ -37,7 +46,9 @@ class Outputs(mode.Service):
             await self.producer.stop()
 
     async def send(self, effects: Effects) -> None:
-        """Send a batch's margin calls and dead letters, and wait until the broker has them."""
+        """Hand a batch's margin calls and dead letters to the producer."""
+        if self._failure is not None:
+            raise self._failure
         if self.producer is None or not (effects.calls or effects.dead_letters):
             return
         sends = [self.producer.send(self.topics.name(t.MARGIN_CALLS),
@@ -46,7 +57,17 @@ class Outputs(mode.Service):
         sends += [self.producer.send(self.topics.name(t.DEAD_LETTER), letter.value,
                                      key=letter.key)
                   for letter in effects.dead_letters]
-        await asyncio.gather(*await asyncio.gather(*sends))
+        self._in_flight += await asyncio.gather(*sends)
+
+    async def delivered(self) -> None:
+        """Wait until everything sent so far is acknowledged by the broker."""
+        in_flight, self._in_flight = self._in_flight, []
+        try:
+            await asyncio.gather(*in_flight)
+        except BaseException as error:
+            self._failure = self._failure or error
+        if self._failure is not None:
+            raise self._failure
 
     async def publish_cover2(self, document: bytes) -> None:
         """Publish the cover-2 document."""

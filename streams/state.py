@@ -20,6 +20,7 @@ from typing import Any
 import mode
 
 from streams.monitor import MonitorState
+from streams.outputs import Outputs
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +77,17 @@ class StateStore:
 class StateKeeper(mode.Service):
     """Saves the state every ``interval`` seconds and when the worker stops."""
 
-    def __init__(self, store: StateStore, state: MonitorState, interval: float,
-                 **kwargs: Any) -> None:
+    def __init__(self, store: StateStore, state: MonitorState, outputs: Outputs,
+                 interval: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.store, self.monitor_state, self.interval = store, state, interval
+        self.store, self.monitor_state, self.outputs = store, state, outputs
+        self.interval = interval
 
     async def save(self) -> None:
-        """Dump in the event loop (a consistent cut), write in a thread."""
+        """Dump in the event loop (a consistent cut), write in a thread once every margin
+        call and dead letter of what the cut includes is out."""
         data = self.store.dump(self.monitor_state)
+        await self.outputs.delivered()
         await asyncio.to_thread(self.store.write, data)
 
     @mode.Service.task

@@ -1,9 +1,8 @@
 """The production stack (docker-compose.yml) and the worker image (Dockerfile), without Docker.
 
 `docker-compose config` validates the compose file and prints it normalised (defaults filled
-in, paths made absolute, anchors merged); the tests read that output. It is block YAML of a
-small subset, read here by `parse_yaml`, so the tests need no YAML library. The Dockerfile is
-checked statically.
+in, paths made absolute, anchors merged); the tests read that output with `yaml.safe_load`.
+The Dockerfile is checked statically.
 """
 
 from __future__ import annotations
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -28,120 +28,6 @@ STATE_DIR = "/var/lib/cover2"
 BROKER = "kafka://kafka:9092"
 SERVICES = {"kafka", "worker-1", "worker-2", "feed", "prometheus", "alertmanager", "grafana"}
 HEALTHY = {"service_healthy", "service_completed_successfully"}
-
-
-# --- a reader for the block YAML that `docker-compose config` prints -----------------------
-
-_ENTRY = re.compile(r"""^(?P<key>"(?:[^"\\]|\\.)*"|'(?:[^']|'')*'|[^\s"'#][^#]*?)"""
-                    r"""\s*:(?:\s+(?P<value>.*))?$""")
-Lines = list[tuple[int, str]]
-
-
-def parse_yaml(text: str) -> Any:
-    """Block mappings, block sequences (indented or not), scalars folded over lines."""
-    lines: Lines = [(len(line) - len(line.lstrip(" ")), line.strip())
-                    for line in text.splitlines()
-                    if line.strip() and not line.lstrip().startswith("#")]
-    if not lines:
-        return None
-    value, end = _node(lines, 0, lines[0][0])
-    assert end == len(lines), f"cannot read the YAML from line {lines[end]!r} on"
-    return value
-
-
-def _is_item(text: str) -> bool:
-    return text == "-" or text.startswith("- ")
-
-
-def _node(lines: Lines, i: int, indent: int) -> tuple[Any, int]:
-    if _is_item(lines[i][1]):
-        return _sequence(lines, i, indent)
-    return _mapping(lines, i, indent)
-
-
-def _mapping(lines: Lines, i: int, indent: int) -> tuple[dict[str, Any], int]:
-    out: dict[str, Any] = {}
-    while i < len(lines) and lines[i][0] == indent and not _is_item(lines[i][1]):
-        entry = _ENTRY.match(lines[i][1])
-        assert entry, f"not a mapping entry: {lines[i][1]!r}"
-        key = str(_scalar(entry["key"]))
-        if entry["value"] is not None:
-            out[key], i = _folded(lines, i, indent, entry["value"])
-            continue
-        i += 1
-        if i < len(lines) and (lines[i][0] > indent
-                               or (lines[i][0] == indent and _is_item(lines[i][1]))):
-            out[key], i = _node(lines, i, lines[i][0])
-        else:
-            out[key] = None
-    return out, i
-
-
-def _sequence(lines: Lines, i: int, indent: int) -> tuple[list[Any], int]:
-    out: list[Any] = []
-    while i < len(lines) and lines[i][0] == indent and _is_item(lines[i][1]):
-        rest = lines[i][1][1:].lstrip()
-        if not rest:
-            item, i = _node(lines, i + 1, lines[i + 1][0])
-        elif _ENTRY.match(rest):  # "- key: value" opens a mapping indented past the dash
-            child = indent + len(lines[i][1]) - len(rest)
-            lines[i] = (child, rest)
-            item, i = _mapping(lines, i, child)
-        else:
-            item, i = _folded(lines, i, indent, rest)
-        out.append(item)
-    return out, i
-
-
-def _folded(lines: Lines, i: int, indent: int, text: str) -> tuple[Any, int]:
-    """A scalar and the lines it continues on (indented past its key or dash)."""
-    parts = [text]
-    i += 1
-    while i < len(lines) and lines[i][0] > indent:
-        parts.append(lines[i][1])
-        i += 1
-    return _scalar(" ".join(parts)), i
-
-
-def _scalar(text: str) -> Any:
-    if text == "{}":
-        return {}
-    if text.startswith("[") and text.endswith("]"):
-        return [_scalar(part.strip()) for part in text[1:-1].split(",") if part.strip()]
-    if len(text) >= 2 and text[0] == text[-1] == "'":
-        return text[1:-1].replace("''", "'")
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        return json.loads(text)
-    if text in ("null", "~"):
-        return None
-    return text  # numbers and booleans stay text: compared as strings below
-
-
-def test_parse_yaml_reads_what_compose_prints() -> None:
-    text = """
-services:
-  a:
-    command:
-    - run
-    - 'it''s a long line that
-      goes on'
-    environment:
-      X: "false"
-      URL: kafka://kafka:9092
-    ports:
-      - mode: ingress
-        published: "6066"
-    bind: {}
-volumes:
-  data: {}
-"""
-    assert parse_yaml(text) == {
-        "services": {"a": {
-            "command": ["run", "it's a long line that goes on"],
-            "environment": {"X": "false", "URL": "kafka://kafka:9092"},
-            "ports": [{"mode": "ingress", "published": "6066"}],
-            "bind": {}}},
-        "volumes": {"data": {}}}
 
 
 # --- running docker-compose ------------------------------------------------------------------
@@ -161,7 +47,7 @@ def compose(*args: str, demo: bool = True) -> str:
 
 @functools.cache
 def config() -> dict[str, Any]:
-    document = parse_yaml(compose("config"))
+    document = yaml.safe_load(compose("config"))
     assert isinstance(document, dict)
     return document
 
