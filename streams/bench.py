@@ -22,11 +22,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams import topics as t
 from streams.broker import start_broker, stop_process, wait_for_kafka
-from streams.codec import decode
+from streams.codec import decode, decode_many
 from streams.market import SCALES, Feed, Market, encode
 from streams.metrics import LATENCY_BUCKETS
 from streams.monitor import Monitor
@@ -106,10 +107,10 @@ class Lab:
             stop_process(worker)
         stop_process(self.broker)
 
-    async def topics(self) -> t.Topics:
+    async def topics(self, partitions: int = 4) -> t.Topics:
         """A fresh set of topics."""
         topics = t.Topics(f"bench{uuid.uuid4().hex[:8]}.")
-        await t.create_topics(self.bootstrap, topics, partitions=4)
+        await t.create_topics(self.bootstrap, topics, partitions=partitions)
         return topics
 
     async def prepare(self, topics: t.Topics, events: int) -> dict[str, int]:
@@ -176,7 +177,8 @@ def _hot_partitions(consumer: AIOKafkaConsumer, topics: t.Topics) -> list[TopicP
 
 async def _consumer(bootstrap: str) -> AIOKafkaConsumer:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20)
+                                max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20,
+                                fetch_max_wait_ms=int(Settings().fetch_wait * 1000))
     await consumer.start()
     return consumer
 
@@ -313,9 +315,37 @@ def _quantile(counts: list[float], q: float) -> float:
     return lower_bound
 
 
+async def _floor(lab: Lab, topics: t.Topics, start: float, end: float) -> list[float]:
+    """Event time to receipt for a bare consumer of ``topics``, for events from ``start``
+    to ``end`` (wall clock; start it early enough to have caught up by ``start``).
+
+    It decodes each message for its event time and does nothing else: what any
+    consumer of these topics on this broker and machine sees at best.
+    """
+    consumer = await _consumer(lab.bootstrap)
+    lags: list[float] = []
+    try:
+        await consumer.topics()
+        consumer.assign(_hot_partitions(consumer, topics))
+        await consumer.seek_to_beginning()
+        while time.time() < end:
+            for records in (await consumer.getmany(timeout_ms=100)).values():
+                received = time.time()
+                kind = topics.kind(records[0].topic)
+                messages, _, _ = decode_many(kind, [r.value for r in records])
+                lags += [received - m.ts for m in messages
+                         if m.ts is not None and start <= m.ts < end]
+        return lags
+    finally:
+        await consumer.stop()
+
+
 async def latency(lab: Lab, say: Say) -> dict[str, Any]:
-    """Event-to-metric latency at the plan's offered load, from the worker's histogram."""
-    topics = await lab.topics()
+    """Event-to-metric latency at the plan's offered load, from the worker's histogram,
+    beside the floor: what a bare consumer of the same topics sees in the same window."""
+    # One worker: one partition a topic. On the embedded broker a fetch across more
+    # partitions comes back later (docs/performance.md); partitions are for more workers.
+    topics = await lab.topics(partitions=1)
     worker, base = lab.spawn(topics, "latency")
     await _until(partial(_healthy, base), 60, "the latency worker healthy")
     feed = subprocess.Popen(
@@ -332,11 +362,14 @@ async def latency(lab: Lab, say: Say) -> dict[str, Any]:
             return status == 200 and json.loads(body)["scenarios"] == scenarios and \
                 json.loads(body)["counts"]["trades"] > 0
         await _until(ready, 300, "the latency feed flowing")
-        await asyncio.sleep(lab.plan.warmup_s)
+        start = time.time() + lab.plan.warmup_s
+        floor = asyncio.ensure_future(_floor(lab, topics, start, start + lab.plan.latency_s))
+        await asyncio.sleep(start - time.time())
         before, _ = _histogram(_get(base + "/metrics")[1].decode())
         say(f"  measuring for {lab.plan.latency_s:g} s at {lab.plan.offered:,.0f} events/s")
         await asyncio.sleep(lab.plan.latency_s)
         after, _ = _histogram(_get(base + "/metrics")[1].decode())
+        floor_lags = await floor
     finally:
         stop_process(feed)
         stop_process(worker)
@@ -349,7 +382,9 @@ async def latency(lab: Lab, say: Say) -> dict[str, Any]:
     highest = next(bound for bound, count in zip(bounds, window, strict=True)
                    if count >= window[-1])
     return {"offered_per_s": lab.plan.offered, "events": window[-1],
-            "p50": _quantile(window, 0.50), "p99": _quantile(window, 0.99), "max": highest}
+            "p50": _quantile(window, 0.50), "p99": _quantile(window, 0.99), "max": highest,
+            "floor": {"events": len(floor_lags), "p50": float(np.percentile(floor_lags, 50)),
+                      "p99": float(np.percentile(floor_lags, 99)), "max": max(floor_lags)}}
 
 
 async def startup(lab: Lab) -> float:
@@ -447,6 +482,9 @@ def table(result: dict[str, Any]) -> str:
                   + (f"p50 {lat['p50'] * 1e3:.1f} ms, p99 {lat['p99'] * 1e3:.1f} ms, "
                      f"max <= {lat['max'] * 1e3:.0f} ms ({lat['events']:,.0f} events)"
                      if lat["events"] else "no event became visible in the window"),
+              (f"  floor, a bare consumer of the same topics: p50 "
+               f"{lat['floor']['p50'] * 1e3:.1f} ms, p99 {lat['floor']['p99'] * 1e3:.1f} ms, "
+               f"max {lat['floor']['max'] * 1e3:.0f} ms" if lat.get("floor") else ""),
               f"start-up to healthy: {result['startup_s']:.2f} s",
               f"restart after kill -9 to healthy and caught up: {result['restart_s']:.2f} s",
               f"peak RSS of the worker: {result['peak_rss_bytes'] / 2**20:,.0f} MiB"]
