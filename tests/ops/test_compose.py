@@ -144,17 +144,18 @@ def test_kafka_is_pinned_and_runs_in_kraft_mode() -> None:
         assert not any("ZOOKEEPER" in key for key in environment(service)), name
 
 
-def test_two_workers_with_their_own_names_and_state() -> None:
+def test_two_replica_workers_with_their_own_names_groups_and_state() -> None:
     workers = {name: service for name, service in services().items()
                if command(service)[:1] == ["worker"]}
     assert sorted(workers) == ["worker-1", "worker-2"]
-    ids, states, ports = set(), set(), set()
+    ids, groups, states, ports = set(), set(), set(), set()
     for name, worker in workers.items():
         assert worker["image"] == "cover2:latest" and worker.get("build"), name
         assert flag(worker, "--broker") == BROKER, name
         assert flag(worker, "--web-port") in (None, "6066"), name
         env = environment(worker)
         ids.add(env["COVER2_WORKER_ID"])
+        groups.add(env["COVER2_GROUP_ID"])  # replicas: each reads every partition
         assert env.get("COVER2_STATE_DIR", STATE_DIR) == STATE_DIR, name
         state = [source for source, target, _ in mounts(worker) if target == STATE_DIR]
         assert state and state[0] in config()["volumes"], f"{name}: state on a named volume"
@@ -166,7 +167,7 @@ def test_two_workers_with_their_own_names_and_state() -> None:
         assert worker["restart"] == "unless-stopped", name
         assert list(published(worker).values()) == ["6066"], name
         ports.update(published(worker))
-    assert len(ids) == len(states) == len(ports) == 2
+    assert len(ids) == len(groups) == len(states) == len(ports) == 2
 
 
 def test_every_service_has_a_healthcheck() -> None:
