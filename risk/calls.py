@@ -83,7 +83,7 @@ class CallDesk:
         self.amount = grown(self.amount, n_members, 0, 0.0)
         self.ts = grown(self.ts, n_members, 0, -np.inf)
 
-    def decide(self, exposure: FloatArray, initial_margin: FloatArray, scenario: IndexArray,
+    def decide(self, exposure: FloatArray, level: IndexArray, scenario: IndexArray,
                members: Sequence[str], groups: Sequence[str], scenarios: Sequence[str],
                now: float) -> list[MarginCall]:
         """Decide the calls for every member.
@@ -91,15 +91,14 @@ class CallDesk:
         Parameters
         ----------
         exposure : (n_members,) worst-scenario stress loss over margin
-        initial_margin : (n_members,)
+        level : (n_members,) the level each member is over, :meth:`CallPolicy.level`
         scenario : (n_members,) index of the worst scenario
         members, groups : (n_members,) member id and group id
         scenarios : scenario ids
         now : event time of the decision
         """
         n = len(exposure)
-        p = self.policy
-        kind = p.level(exposure, initial_margin)
+        p, kind = self.policy, level
         last_kind, last_amount, last_ts = self.kind[:n], self.amount[:n], self.ts[:n]
         last_kind[kind == NONE] = NONE
         grew = ((kind == last_kind) & (exposure >= last_amount + p.minimum_transfer)

@@ -321,9 +321,9 @@ class Ccp:
         liquidity = LiquidityResult(
             cover=same_scenario_cover(drain, groups.names, scenarios),
             qualifying_by_type=qualifying_by_type(self.resources))
+        level = self.desk.policy.level(self.worst_exposure[:n_m], self.book.initial_margin[:n_m])
         margin_level = np.zeros(len(groups.names), dtype=np.intp)
-        np.maximum.at(margin_level, groups.of_member, self.desk.policy.level(
-            self.worst_exposure[:n_m], self.book.initial_margin[:n_m]))
+        np.maximum.at(margin_level, groups.of_member, level)
         self.sequence += 1
         snapshot = Snapshot(
             sequence=self.sequence, as_of=now, credit=credit, liquidity=liquidity,
@@ -331,6 +331,6 @@ class Ccp:
             exposure_by_group_scenario=frozen(exposure), drain_by_group_scenario=frozen(drain),
             members_by_group=self._members_by_group, margin_level_by_group=frozen(margin_level))
         calls = self.desk.decide(
-            self.worst_exposure[:n_m], self.book.initial_margin[:n_m], self.worst_scenario[:n_m],
-            self.members.names, self.group_of_member, scenarios, now)
+            self.worst_exposure[:n_m], level, self.worst_scenario[:n_m], self.members.names,
+            self.group_of_member, scenarios, now)
         return snapshot, calls

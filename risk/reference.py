@@ -156,12 +156,12 @@ def snapshot(plain: PlainCcp, policy: CallPolicy | None = None) -> Snapshot:
     for m in members:
         im, cash, _ = plain.collateral.get(m, (0.0, 0.0, 0.0))
         obligation = plain.members[m].settlement_obligation if m in plain.members else 0.0
+        worst_member = 0.0
         for s in scenarios:
             loss = plain.loss(m, plain.scenarios[s])
             exposure[plain.group_of(m), s] += max(0.0, loss - im)
             need[plain.group_of(m), s] += max(0.0, loss + obligation - cash)
-        worst_member = max((max(0.0, plain.loss(m, plain.scenarios[s]) - im) for s in scenarios),
-                           default=0.0)
+            worst_member = max(worst_member, loss - im)
         margin_level[plain.group_of(m)] = max(margin_level[plain.group_of(m)], plain_level(
             policy or CallPolicy(), worst_member, im))
     provided: dict[str, float] = defaultdict(float)

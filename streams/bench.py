@@ -26,7 +26,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams import topics as t
-from streams.broker import start_broker, stop_process, wait_for_kafka
+from streams.broker import free_port, start_broker, stop_process, wait_for_kafka
 from streams.codec import decode, decode_many
 from streams.market import SCALES, Feed, Market, encode
 from streams.metrics import LATENCY_BUCKETS
@@ -54,14 +54,6 @@ class Plan:
 
 FULL = Plan("large", 1_430_000, 3, 20_000, 20_000.0, 10.0, 15.0, 10.0)
 QUICK = Plan("demo", 20_000, 1, 5_000, 1_000.0, 2.0, 3.0, 2.0)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _healthy(base: str) -> bool:
@@ -95,7 +87,7 @@ class Lab:
     def __init__(self, plan: Plan, seed: int, say: Say) -> None:
         self.plan, self.seed, self.say = plan, seed, say
         self.directory = Path(tempfile.mkdtemp(prefix="cover2-bench-"))
-        port = _free_port()
+        port = free_port()
         self.bootstrap = f"127.0.0.1:{port}"
         self.broker = start_broker("127.0.0.1", port, self.directory / "broker.log")
         self.market = Market.build(SCALES[plan.scale], seed)
@@ -155,7 +147,7 @@ class Lab:
     def spawn(self, topics: t.Topics, name: str, *flags: str) -> tuple[subprocess.Popen[bytes],
                                                                        str]:
         """A real `cover2 worker` process on ``topics``; returns it and its base URL."""
-        port = _free_port()
+        port = free_port()
         log = open(self.directory / f"{name}.log", "ab")  # noqa: SIM115 (the process owns it)
         process = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker", "--broker",

@@ -37,6 +37,13 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _die_with_parent() -> None:
     """In the child: ask the kernel for SIGTERM when the parent dies (Linux), so that a
     killed `cover2` never leaves a broker behind."""

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import msgspec
 
 from risk.model import Instrument, LiquidityType, LiquidResource, Member, Resources, Scenario
+from streams import topics as t
 
 Id = Annotated[str, msgspec.Meta(min_length=1)]
 Positive = Annotated[float, msgspec.Meta(gt=0)]
@@ -95,17 +96,17 @@ class ResourcesMessage(msgspec.Struct, frozen=True):
 
 
 MESSAGE_TYPES: dict[str, type[msgspec.Struct]] = {
-    "trades": TradeMessage,
-    "prices": PriceMessage,
-    "collateral": CollateralMessage,
-    "settlements": SettlementMessage,
-    "members": MemberMessage,
-    "instruments": InstrumentMessage,
-    "scenarios": ScenarioMessage,
-    "resources": ResourcesMessage,
+    t.TRADES: TradeMessage,
+    t.PRICES: PriceMessage,
+    t.COLLATERAL: CollateralMessage,
+    t.SETTLEMENTS: SettlementMessage,
+    t.MEMBERS: MemberMessage,
+    t.INSTRUMENTS: InstrumentMessage,
+    t.SCENARIOS: ScenarioMessage,
+    t.RESOURCES: ResourcesMessage,
 }
 # A null value (tombstone) removes the member or scenario named by the key.
-TOMBSTONE_TOPICS = frozenset({"members", "scenarios"})
+TOMBSTONE_TOPICS = frozenset({t.MEMBERS, t.SCENARIOS})
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from risk.calls import CALL, KIND_NAMES, NONE, WARNING
 from streams import metrics as m
 
 Json = dict[str, Any]
@@ -43,7 +44,8 @@ GRAFANA_CURRENCIES = frozenset((
     "USD", "GBP", "EUR", "JPY", "RUB", "UAH", "BRL", "DKK", "ISK", "NOK", "SEK", "CZK", "CHF",
     "PLN", "ZAR", "INR", "KRW"))
 
-MARGIN_LEVELS = {0: ("none", "green"), 1: ("warning", "orange"), 2: ("call", "red")}
+MARGIN_LEVELS = {NONE: ("none", "green"), WARNING: (KIND_NAMES[WARNING], "orange"),
+                 CALL: (KIND_NAMES[CALL], "red")}
 BELOW_ZERO_RED: list[Json] = [{"color": "red", "value": None}, {"color": "green", "value": 0}]
 BELOW_ONE_RED: list[Json] = [{"color": "red", "value": None}, {"color": "green", "value": 1}]
 NEUTRAL: list[Json] = [{"color": "blue", "value": None}]

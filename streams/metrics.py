@@ -144,12 +144,9 @@ class SnapshotCollector(Collector):
                         [(t.group, t.amount) for t in liquidity.cover.top])
         yield self._by_group(LIQUIDITY_GROUP_DRAIN, "Each group's worst-scenario liquidity drain",
                              snap.groups, snap.worst_drain_by_group)
-        level = GaugeMetricFamily(
-            GROUP_MARGIN_LEVEL, "Highest margin-call level any member of the group is over now: "
-            "0 none, 1 warning, 2 call", labels=["group"])
-        for group, value in zip(snap.groups, snap.margin_level_by_group.tolist(), strict=True):
-            level.add_metric([group], value)
-        yield level
+        yield self._by_group(GROUP_MARGIN_LEVEL, "Highest margin-call level any member of the "
+                             "group is over now: 0 none, 1 warning, 2 call", snap.groups,
+                             snap.margin_level_by_group, money=False)
         yield GaugeMetricFamily(SNAPSHOT_AGE, "Seconds since the results were last refreshed",
                                 value=self.snapshot_age())
 
@@ -165,9 +162,10 @@ class SnapshotCollector(Collector):
             family.add_metric([str(rank + 1), group], amount)
         return family
 
-    def _by_group(self, name: str, text: str, groups: tuple[str, ...],
-                  amounts: np.ndarray) -> GaugeMetricFamily:
-        family = GaugeMetricFamily(name, f"{text}, in {self.currency}", labels=["group"])
+    def _by_group(self, name: str, text: str, groups: tuple[str, ...], amounts: np.ndarray,
+                  money: bool = True) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(name, f"{text}, in {self.currency}" if money else text,
+                                   labels=["group"])
         for group, amount in zip(groups, amounts.tolist(), strict=True):
             family.add_metric([group], amount)
         return family

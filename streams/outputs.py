@@ -64,7 +64,7 @@ class Outputs(mode.Service):
         in_flight, self._in_flight = self._in_flight, []
         try:
             await asyncio.gather(*in_flight)
-        except BaseException as error:
+        except Exception as error:  # a cancelled wait is no failed delivery
             self._failure = self._failure or error
         if self._failure is not None:
             raise self._failure

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,18 +19,12 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams import topics as t
+from streams.broker import free_port
 from streams.settings import EMBEDDED_TIMEOUTS
 
 T = TypeVar("T")
 # How long a test waits for something that should happen within a second or two.
 PATIENCE_S = 60.0
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def eventually(check: Callable[[], Awaitable[T | None] | T | None],

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import start_broker, stop_process, wait_for_kafka
-from tests.integration.cluster import Feed, Spawn, Worker, free_port
+from streams.broker import free_port, start_broker, stop_process, wait_for_kafka
+from tests.integration.cluster import Feed, Spawn, Worker
 
 
 @pytest.fixture(scope="session")

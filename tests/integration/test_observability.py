@@ -29,10 +29,10 @@ import pytest
 from risk.calls import CALL, WARNING
 from streams import dashboards
 from streams import metrics as m
-from streams.broker import stop_process
+from streams.broker import free_port, stop_process
 from streams.market import DEMO, Market
 from streams.topics import RESOURCES
-from tests.integration.cluster import Feed, Spawn, Worker, eventually, free_port, http_json
+from tests.integration.cluster import Feed, Spawn, Worker, eventually, http_json
 from tests.tolerances import MONEY_RTOL
 
 pytestmark = pytest.mark.integration

@@ -103,8 +103,8 @@ def test_call_desk_equals_member_by_member_rules(policy: CallPolicy,
     for t, state in enumerate(rounds):
         exposure = np.array([e for e, _ in state])
         margin = np.array([im for _, im in state])
-        calls = desk.decide(exposure, margin, np.zeros(3, dtype=np.intp), members, members,
-                            ["S"], now=float(t * 3))
+        calls = desk.decide(exposure, policy.level(exposure, margin), np.zeros(3, dtype=np.intp),
+                            members, members, ["S"], now=float(t * 3))
         expected = [(m, plain.decide(m, e, im, float(t * 3))) for m, (e, im) in zip(
             members, state, strict=True)]
         assert [(c.member, c.kind) for c in calls] == [(m, k) for m, k in expected if k]
