@@ -203,6 +203,13 @@ class Book:
         self.collateral_ts[changed] = ts[winners]
         return changed, stale
 
+    def forget(self, members: IndexArray) -> None:
+        """Drop ``members``' positions, variation margin and collateral."""
+        self.position[members] = 0.0
+        for array in (self.variation_margin, self.initial_margin, self.cash):
+            array[members] = 0.0
+        self.collateral_ts[members] = -np.inf
+
     def settle(self, members: IndexArray) -> None:
         """Variation margin of ``members`` has been paid: their unsettled VM is 0."""
         self.variation_margin[members] = 0.0

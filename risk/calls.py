@@ -83,6 +83,12 @@ class CallDesk:
         self.amount = grown(self.amount, n_members, 0, 0.0)
         self.ts = grown(self.ts, n_members, 0, -np.inf)
 
+    def forget(self, members: IndexArray) -> None:
+        """Drop what was issued to ``members``."""
+        self.kind[members] = NONE
+        self.amount[members] = 0.0
+        self.ts[members] = -np.inf
+
     def decide(self, exposure: FloatArray, level: IndexArray, scenario: IndexArray,
                members: Sequence[str], groups: Sequence[str], scenarios: Sequence[str],
                now: float) -> list[MarginCall]:

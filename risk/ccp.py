@@ -1,12 +1,18 @@
 """The CCP: reference data, book and scenario P&L together, published as snapshots.
 
-Events are applied as they come, cheaply; :meth:`Ccp.publish` then brings the
-derived results up to date for the members the events touched and ranks the
-groups once per batch.
+Events are applied as they come, cheaply; :meth:`Ccp.refresh` then brings the
+derived results up to date for the members the events touched, and
+:meth:`Ccp.snapshot` ranks the groups once per batch.
+
+A CCP may hold only some of the members: those whose home partition (the input
+partition their messages are keyed to) it owns. It sums them per partition and
+group into :class:`risk.merge.PartitionView` objects, and the views of every
+partition, from wherever they are held, merge into the exact group totals.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +28,7 @@ from risk.cover import (
 )
 from risk.ids import Ids, grown
 from risk.liquidity import provided_by_group, qualifying_by_type
+from risk.merge import GroupTotals, PartitionView, merge
 from risk.model import (
     BoolArray,
     Collateral,
@@ -36,6 +43,9 @@ from risk.model import (
 )
 from risk.snapshot import CreditResult, LiquidityResult, Snapshot, frozen
 from risk.stress import StressPnl
+
+# The (home partition, group) bucket of a member this CCP does not hold.
+NOT_HELD = -1
 
 
 @dataclass(frozen=True)
@@ -62,9 +72,13 @@ class Ccp:
         ``max(0, loss - IM)`` with ``loss = -(vm + pnl)``
     need : (member capacity, scenario capacity) liquidity need
         ``max(0, loss + settlement_obligation - cash)``
+    home : (member capacity,) each member's home partition, ``home_of(member)``
+    owned : the home partitions whose members this CCP holds
+    views : every owned partition's members summed per group
     """
 
-    def __init__(self, policy: CallPolicy | None = None) -> None:
+    def __init__(self, policy: CallPolicy | None = None,
+                 home_of: Callable[[str], int] | None = None) -> None:
         self.members = Ids()
         self.instruments = Ids()
         self.book = Book()
@@ -80,14 +94,20 @@ class Ccp:
         self.worst_exposure: FloatArray = np.zeros(0)
         self.worst_scenario: IndexArray = np.zeros(0, dtype=np.intp)
         self.sequence = 0
+        self.home_of = home_of
+        self.home: IndexArray = np.zeros(0, dtype=np.intp)
+        self.owned: frozenset[int] = frozenset({0})
+        self.views: dict[int, PartitionView] = {}
+        self._held: BoolArray = np.zeros(0, dtype=np.bool_)
         self._touched: BoolArray = np.zeros(0, dtype=np.bool_)
         self._dirty_scenarios: set[int] = set()
-        self._groups: Groups | None = None
+        self._buckets: Groups[tuple[int, str]] | None = None
+        self._bucket_partition: IndexArray = np.zeros(0, dtype=np.intp)
+        self._bucket_members: tuple[tuple[str, ...], ...] = ()
         self._members_of: dict[str, IndexArray] = {}
-        self._members_by_group: dict[str, tuple[str, ...]] = {}
-        self._exposure_by_group: FloatArray = np.zeros((0, 0))
-        self._need_by_group: FloatArray = np.zeros((0, 0))
-        self._groups_summed: Groups | None = None
+        self._exposure_by_bucket: FloatArray = np.zeros((0, 0))
+        self._need_by_bucket: FloatArray = np.zeros((0, 0))
+        self._buckets_summed: Groups[tuple[int, str]] | None = None
 
     # -- registration ---------------------------------------------------------
 
@@ -105,10 +125,16 @@ class Ccp:
 
     def _reserve(self) -> None:
         n_m, n_j = len(self.members), len(self.instruments)
-        new = self.members.names[len(self.group_of_member):]
+        first = len(self.group_of_member)
+        new = self.members.names[first:]
         self.group_of_member.extend(new)
+        self.home = grown(self.home, n_m, 0, 0)
+        self._held = grown(self._held, n_m, 0, False)
         if new:
-            self._groups = None
+            self._buckets = None
+            if self.home_of is not None:
+                self.home[first:n_m] = list(map(self.home_of, new))
+            self._held[first:n_m] = np.isin(self.home[first:n_m], list(self.owned))
         self.book.reserve(n_m, n_j)
         self.stress.reserve(n_m, n_j)
         self.desk.reserve(n_m)
@@ -122,6 +148,31 @@ class Ccp:
 
     def _touch(self, members: IndexArray) -> None:
         self._touched[members] = True
+
+    def own(self, partitions: Iterable[int],
+            home_of: Callable[[str], int] | None = None) -> IndexArray:
+        """Hold only the members whose home is in ``partitions``; forget every other member.
+
+        ``home_of`` (given once, before members' homes matter) maps a member to its
+        home partition. Returns the members let go: their positions, collateral,
+        P&L and call history are gone, their reference data stays.
+        """
+        n = len(self.members)
+        if home_of is not None:
+            self.home_of = home_of
+            self.home[:n] = list(map(home_of, self.members.names))
+        self.owned = frozenset(partitions)
+        held = np.isin(self.home[:n], list(self.owned))
+        released = np.flatnonzero(self._held[:n] & ~held)
+        self._held[:n] = held
+        self.book.forget(released)
+        self.stress.pnl[released] = 0.0
+        self.desk.forget(released)
+        for array in (self.exposure, self.need, self.worst_exposure, self.worst_scenario):
+            array[released] = 0
+        self._buckets = None
+        self._touch(np.flatnonzero(held))
+        return released
 
     def _apply_block(self, change: BlockChange) -> None:
         self.stress.apply_block(change)
@@ -146,7 +197,7 @@ class Ccp:
                     settlement_obligation: float) -> None:
         if self.group_of_member[m] != group:
             self.group_of_member[m] = group
-            self._groups = None
+            self._buckets = None
         self.default_fund[m] = default_fund
         self.settlement_obligation[m] = settlement_obligation
         self._touched[m] = True
@@ -231,27 +282,38 @@ class Ccp:
 
     # -- results --------------------------------------------------------------
 
-    def groups(self) -> Groups:
-        """The current member groups."""
-        if self._groups is None:
-            self._groups = Groups(self.group_of_member)
-            names = self.members.names
-            self._members_of = {
-                name: np.array(sorted(self._groups.members[g], key=lambda m: names[m]),
-                               dtype=np.intp)
-                for g, name in enumerate(self._groups.names)}
-            self._members_by_group = {group: tuple(names[m] for m in rows)
-                                      for group, rows in self._members_of.items()}
-        return self._groups
+    def group_of(self, member: str) -> str:
+        """A known member's group id."""
+        m = self.members.get(member)
+        assert m is not None, member
+        return self.group_of_member[m]
 
-    def member_rows(self, group: str) -> MemberRows | None:
-        """A group's members (in id order) with their exposure and need by scenario."""
-        self.groups()
-        rows = self._members_of.get(group)
-        if rows is None:
-            return None
+    def buckets(self) -> Groups[tuple[int, str]]:
+        """Members by (home partition, group); members not held are in partition NOT_HELD."""
+        if self._buckets is None:
+            n = len(self.members)
+            home = np.where(self._held[:n], self.home[:n], NOT_HELD).tolist()
+            self._buckets = Groups(list(zip(home, self.group_of_member, strict=True)))
+            names = self.members.names
+            self._bucket_partition = np.array([p for p, _ in self._buckets.names], dtype=np.intp)
+            self._bucket_members = tuple(tuple(sorted(names[m] for m in rows))
+                                         for rows in self._buckets.members)
+            held: dict[str, list[IndexArray]] = {}
+            for (p, group), rows in zip(self._buckets.names, self._buckets.members, strict=True):
+                if p != NOT_HELD:
+                    held.setdefault(group, []).append(rows)
+            self._members_of = {group: np.array(sorted(np.concatenate(rows).tolist(),
+                                                       key=names.__getitem__), dtype=np.intp)
+                                for group, rows in held.items()}
+        return self._buckets
+
+    def member_rows(self, group: str) -> MemberRows:
+        """The group's members held here (in id order), with exposure and need by scenario."""
+        self.buckets()
+        rows = self._members_of.get(group, np.zeros(0, dtype=np.intp))
         n_s = self.stress.n_scenarios
-        return MemberRows(self._members_by_group[group], self.exposure[rows, :n_s].copy(),
+        names = self.members.names
+        return MemberRows(tuple(names[m] for m in rows), self.exposure[rows, :n_s].copy(),
                           self.need[rows, :n_s].copy())
 
     def _refresh_members(self) -> IndexArray:
@@ -260,7 +322,7 @@ class Ccp:
             self.stress.reprice(self.book.notional(), np.array(sorted(self._dirty_scenarios)))
             self._dirty_scenarios.clear()
             self._touched[:n_m] = True
-        rows = np.flatnonzero(self._touched[:n_m])
+        rows = np.flatnonzero(self._touched[:n_m] & self._held[:n_m])
         self._touched[:n_m] = False
         if len(rows) and n_s:
             # Every member is touched by most price batches: then whole slices, in place.
@@ -283,54 +345,87 @@ class Ccp:
             self.worst_exposure[rows] = 0.0
         return rows
 
-    def _refresh_groups(self, rows: IndexArray) -> Groups:
-        groups = self.groups()
+    def _refresh_buckets(self, rows: IndexArray) -> set[int]:
+        """Sum the touched buckets again: the partitions whose view changed."""
+        buckets = self.buckets()
         n_m, n_s = len(self.members), self.stress.n_scenarios
-        shape = (len(groups), n_s)
-        if self._exposure_by_group.shape == shape and self._groups_summed is groups:
-            changed = np.unique(groups.of_member[rows])
+        shape = (len(buckets), n_s)
+        if self._exposure_by_bucket.shape == shape and self._buckets_summed is buckets:
+            changed = np.unique(buckets.of_member[rows])
+            changed = changed[self._bucket_partition[changed] != NOT_HELD]
+            partitions = set(self._bucket_partition[changed].tolist())
         else:
-            self._exposure_by_group, self._need_by_group = np.zeros(shape), np.zeros(shape)
-            self._groups_summed = groups
-            changed = np.arange(len(groups))
+            self._exposure_by_bucket, self._need_by_bucket = np.zeros(shape), np.zeros(shape)
+            self._buckets_summed = buckets
+            changed = np.flatnonzero(self._bucket_partition != NOT_HELD)
+            partitions = set(self.owned)
+            self.views = {}
         if len(changed) and n_s:
-            self._exposure_by_group[changed] = groups.sum_rows(self.exposure[:n_m, :n_s], changed)
-            self._need_by_group[changed] = groups.sum_rows(self.need[:n_m, :n_s], changed)
-        return groups
+            self._exposure_by_bucket[changed] = buckets.sum_rows(self.exposure[:n_m, :n_s],
+                                                                 changed)
+            self._need_by_bucket[changed] = buckets.sum_rows(self.need[:n_m, :n_s], changed)
+        return partitions
 
-    def publish(self, now: float) -> tuple[Snapshot, list[MarginCall]]:
-        """Bring every result up to date; ``now`` is the batch's event time."""
-        groups = self._refresh_groups(self._refresh_members())
-        scenarios = tuple(self.stress.scenarios.names)
-        exposure = self._exposure_by_group.copy()
-        provided = provided_by_group(self.resources, groups, self.members.get)
-        drain = self._need_by_group + provided[:, None]
+    def _view(self, partition: int, margin_level: IndexArray) -> PartitionView:
+        assert self._buckets is not None
+        first, end = np.searchsorted(self._bucket_partition, [partition, partition + 1])
+        rows = slice(int(first), int(end))
+        return PartitionView(
+            partition=partition, offsets=(), scenarios=tuple(self.stress.scenarios.names),
+            groups=tuple(group for _, group in self._buckets.names[rows]),
+            members=self._bucket_members[rows],
+            exposure=frozen(self._exposure_by_bucket[rows].copy()),
+            need=frozen(self._need_by_bucket[rows].copy()),
+            margin_level=frozen(margin_level[rows].copy()))
+
+    def refresh(self, now: float) -> tuple[list[int], list[MarginCall]]:
+        """Bring every held result up to date; ``now`` is the batch's event time.
+
+        Returns the owned partitions whose view changed, and the margin calls to issue.
+        """
+        partitions = sorted(self._refresh_buckets(self._refresh_members()))
         n_m = len(self.members)
-        default_fund = float(self.default_fund[:n_m].sum())
-        worst_mode, worst_top = worst_per_group_cover(exposure, groups.names, scenarios)
+        level = self.desk.policy.level(self.worst_exposure[:n_m], self.book.initial_margin[:n_m])
+        if partitions:
+            buckets = self.buckets()
+            by_bucket = np.zeros(len(buckets), dtype=np.intp)
+            np.maximum.at(by_bucket, buckets.of_member, level)
+            self.views.update({p: self._view(p, by_bucket) for p in partitions})
+        calls = self.desk.decide(
+            self.worst_exposure[:n_m], level, self.worst_scenario[:n_m], self.members.names,
+            self.group_of_member, tuple(self.stress.scenarios.names), now)
+        return partitions, calls
+
+    def snapshot(self, totals: GroupTotals, now: float) -> Snapshot:
+        """Every result from the group totals and this CCP's reference data."""
+        groups, scenarios = totals.groups, totals.scenarios
+        exposure = totals.exposure.copy()
+        drain = totals.need + provided_by_group(self.resources, groups, self.group_of)[:, None]
+        default_fund = float(self.default_fund[:len(self.members)].sum())
+        worst_mode, worst_top = worst_per_group_cover(exposure, groups, scenarios)
         # The three largest per scenario serve both cover-2 and the EMIR minimum.
         three = largest_rows(exposure, 3) if scenarios else None
         minimum, minimum_scenario = default_fund_minimum(exposure, scenarios, three)
         credit = CreditResult(
-            cover=same_scenario_cover(exposure, groups.names, scenarios, three),
+            cover=same_scenario_cover(exposure, groups, scenarios, three),
             default_fund=default_fund,
             prefunded=default_fund + self.resources.skin_in_the_game
             + self.resources.other_prefunded,
             worst_group_mode=worst_mode, worst_group_top=worst_top,
             default_fund_minimum=minimum, default_fund_minimum_scenario=minimum_scenario)
         liquidity = LiquidityResult(
-            cover=same_scenario_cover(drain, groups.names, scenarios),
+            cover=same_scenario_cover(drain, groups, scenarios),
             qualifying_by_type=qualifying_by_type(self.resources))
-        level = self.desk.policy.level(self.worst_exposure[:n_m], self.book.initial_margin[:n_m])
-        margin_level = np.zeros(len(groups.names), dtype=np.intp)
-        np.maximum.at(margin_level, groups.of_member, level)
         self.sequence += 1
-        snapshot = Snapshot(
+        return Snapshot(
             sequence=self.sequence, as_of=now, credit=credit, liquidity=liquidity,
-            groups=groups.names, scenarios=scenarios,
+            groups=groups, scenarios=scenarios,
             exposure_by_group_scenario=frozen(exposure), drain_by_group_scenario=frozen(drain),
-            members_by_group=self._members_by_group, margin_level_by_group=frozen(margin_level))
-        calls = self.desk.decide(
-            self.worst_exposure[:n_m], level, self.worst_scenario[:n_m], self.members.names,
-            self.group_of_member, scenarios, now)
-        return snapshot, calls
+            members_by_group=totals.members_by_group,
+            margin_level_by_group=frozen(totals.margin_level.copy()))
+
+    def publish(self, now: float) -> tuple[Snapshot, list[MarginCall]]:
+        """Every result of the members held here; ``now`` is the batch's event time."""
+        _, calls = self.refresh(now)
+        totals = merge(self.views.values(), tuple(self.stress.scenarios.names))
+        return self.snapshot(totals, now), calls

@@ -8,24 +8,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 
 from risk.model import FloatArray, IndexArray
 from risk.segments import segment_sums
 
+# A group id, or a (partition, group id) bucket.
+Key = TypeVar("Key", str, tuple[int, str])
 
-class Groups:
-    """Members arranged into groups, groups numbered in id order.
+
+class Groups(Generic[Key]):
+    """Members arranged into groups, groups numbered in key order.
 
     Parameters
     ----------
-    group_of_member : group id of each member, by member index
+    group_of_member : group key of each member, by member index
     """
 
-    def __init__(self, group_of_member: Sequence[str]) -> None:
-        self.names: tuple[str, ...] = tuple(sorted(set(group_of_member)))
-        self._index = {name: g for g, name in enumerate(self.names)}
+    def __init__(self, group_of_member: Sequence[Key]) -> None:
+        self.names: tuple[Key, ...] = tuple(sorted(set(group_of_member)))
+        self._index: dict[Key, int] = {name: g for g, name in enumerate(self.names)}
         self.of_member: IndexArray = np.fromiter(
             (self._index[name] for name in group_of_member), dtype=np.intp,
             count=len(group_of_member))
@@ -37,7 +41,7 @@ class Groups:
     def __len__(self) -> int:
         return len(self.names)
 
-    def index(self, name: str) -> int | None:
+    def index(self, name: Key) -> int | None:
         """The index of group ``name``, or None."""
         return self._index.get(name)
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from risk.cover import Groups
 from risk.model import FloatArray, LiquidityType, Resources
 
 
@@ -19,16 +18,17 @@ def qualifying_by_type(resources: Resources) -> dict[str, float]:
     return totals
 
 
-def provided_by_group(resources: Resources, groups: Groups,
-                      member_index: Callable[[str], int | None]) -> FloatArray:
-    """Qualifying resources each group provides, lost if it defaults: (n_groups,).
+def provided_by_group(resources: Resources, groups: Sequence[str],
+                      group_of: Callable[[str], str]) -> FloatArray:
+    """Qualifying resources each of ``groups`` provides, lost if it defaults: (n_groups,).
 
     A non-qualifying resource is not counted in QLR, so losing it takes nothing away.
     """
+    index = {group: g for g, group in enumerate(groups)}
     provided = np.zeros(len(groups))
     for resource in resources.liquid_resources:
         if resource.provider is not None and resource.type.qualifying:
-            m = member_index(resource.provider)
-            if m is not None:
-                provided[groups.of_member[m]] += resource.amount
+            g = index.get(group_of(resource.provider))
+            if g is not None:
+                provided[g] += resource.amount
     return provided

@@ -1,0 +1,99 @@
+"""Partition views and their merge: Cover-2 over members spread across workers.
+
+Members are split by the input partition their messages are keyed to. A
+:class:`PartitionView` is one partition's members summed per group, by
+scenario; a group whose members sit in several partitions appears in several
+views. Summing every partition's view once gives exactly the group totals of
+one process holding every member: no member is in two partitions, and a
+partition is counted from exactly one view.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from risk.cover import Groups
+from risk.model import FloatArray, IndexArray
+
+
+@dataclass(frozen=True)
+class PartitionView:
+    """One input partition's members, summed per group.
+
+    Attributes
+    ----------
+    partition : input partition number
+    offsets : the next input offsets it does not include, one per partitioned input topic;
+        empty inside one process, where nothing else can hold the partition
+    scenarios : scenario ids; columns of the matrices
+    groups : group ids with a member in the partition; rows of the matrices
+    members : each group's members in the partition
+    exposure, need : (groups, scenarios) credit exposure and liquidity need
+    margin_level : (groups,) the highest margin-call level a member is over
+    """
+
+    partition: int
+    offsets: tuple[int, ...]
+    scenarios: tuple[str, ...]
+    groups: tuple[str, ...]
+    members: tuple[tuple[str, ...], ...]
+    exposure: FloatArray
+    need: FloatArray
+    margin_level: IndexArray
+
+    def includes(self, other: PartitionView) -> bool:
+        """Whether this view has every input of ``other`` (is at least as far on)."""
+        return len(self.offsets) == len(other.offsets) and all(
+            mine >= theirs for mine, theirs in zip(self.offsets, other.offsets, strict=True))
+
+
+@dataclass(frozen=True)
+class GroupTotals:
+    """Partition views summed per group; rows in group id order."""
+
+    groups: tuple[str, ...]
+    scenarios: tuple[str, ...]
+    exposure: FloatArray
+    need: FloatArray
+    margin_level: IndexArray
+    members_by_group: dict[str, tuple[str, ...]]
+
+
+def aligned(view: PartitionView, scenarios: Sequence[str]) -> PartitionView | None:
+    """``view`` with its columns in the order of ``scenarios``; None if the sets differ."""
+    if view.scenarios == tuple(scenarios):
+        return view
+    if sorted(view.scenarios) != sorted(scenarios):
+        return None
+    column = {name: s for s, name in enumerate(view.scenarios)}
+    order = np.array([column[name] for name in scenarios], dtype=np.intp)
+    return PartitionView(view.partition, view.offsets, tuple(scenarios), view.groups,
+                         view.members, view.exposure[:, order], view.need[:, order],
+                         view.margin_level)
+
+
+def merge(views: Iterable[PartitionView], scenarios: tuple[str, ...]) -> GroupTotals:
+    """Sum views of distinct partitions, all with columns ``scenarios``, per group."""
+    views = list(views)
+    keys = [group for view in views for group in view.groups]
+    groups = Groups(keys)
+    n_s = len(scenarios)
+    exposure = np.zeros((len(groups), n_s))
+    need = np.zeros((len(groups), n_s))
+    level = np.zeros(len(groups), dtype=np.intp)
+    members: dict[str, list[str]] = {name: [] for name in groups.names}
+    if keys:
+        everything = np.arange(len(groups))
+        if n_s:
+            exposure = groups.sum_rows(np.concatenate([v.exposure for v in views]), everything)
+            need = groups.sum_rows(np.concatenate([v.need for v in views]), everything)
+        np.maximum.at(level, groups.of_member,
+                      np.concatenate([v.margin_level for v in views]))
+        for view in views:
+            for group, names in zip(view.groups, view.members, strict=True):
+                members[group] += names
+    return GroupTotals(groups.names, scenarios, exposure, need, level,
+                       {group: tuple(sorted(names)) for group, names in members.items()})
