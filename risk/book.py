@@ -102,7 +102,12 @@ class Book:
     ----------
     position : (member capacity, instrument capacity) signed contracts
     multiplier, mark : (instrument capacity,) contract multiplier, mark price
-    variation_margin : (member capacity,) unsettled VM, gains positive
+    variation_margin : (member capacity,) unsettled VM, gains positive; always
+        ``sum_j multiplier_j * (position * mark - cost)``
+    cost : (member capacity, instrument capacity) what positions cost since the last
+        settlement, ``sum of quantity x trade price``: a multiplier values the whole
+        position whenever it arrives, so the book does not depend on the order of
+        reference data and trades
     initial_margin, cash : (member capacity,) post-haircut collateral and its cash part
     """
 
@@ -110,6 +115,7 @@ class Book:
         self.n_members = 0
         self.n_instruments = 0
         self.position: FloatArray = np.zeros((0, 0))
+        self.cost: FloatArray = np.zeros((0, 0))
         self.multiplier: FloatArray = np.ones(0)
         self.mark: FloatArray = np.zeros(0)
         self.has_mark: BoolArray = np.zeros(0, dtype=np.bool_)
@@ -123,6 +129,7 @@ class Book:
     def reserve(self, n_members: int, n_instruments: int) -> None:
         """Make room for ``n_members`` members and ``n_instruments`` instruments."""
         self.position = grown(grown(self.position, n_members, 0, 0.0), n_instruments, 1, 0.0)
+        self.cost = grown(grown(self.cost, n_members, 0, 0.0), n_instruments, 1, 0.0)
         self.multiplier = grown(self.multiplier, n_instruments, 0, 1.0)
         self.mark = grown(self.mark, n_instruments, 0, 0.0)
         self.has_mark = grown(self.has_mark, n_instruments, 0, False)
@@ -139,11 +146,13 @@ class Book:
         return self.position[:n, :k] * (self.multiplier[:k] * self.mark[:k])
 
     def set_multiplier(self, instrument: int, multiplier: float) -> BlockChange:
-        """Change an instrument's contract multiplier; holders' notional moves with it."""
+        """Change an instrument's contract multiplier; holders' notional and VM move with it."""
         columns = self.position[: self.n_members, [instrument]]
         holders = np.flatnonzero(columns[:, 0])
-        change = columns[holders] * ((multiplier - self.multiplier[instrument])
-                                     * self.mark[instrument])
+        step = multiplier - self.multiplier[instrument]
+        change = columns[holders] * (step * self.mark[instrument])
+        self.variation_margin[: self.n_members] += step * (
+            columns[:, 0] * self.mark[instrument] - self.cost[: self.n_members, instrument])
         self.multiplier[instrument] = multiplier
         return BlockChange(holders, np.array([instrument], dtype=np.intp), change)
 
@@ -190,6 +199,8 @@ class Book:
         held_by, held_in = np.divmod(pairs, capacity)
         contracts = np.bincount(pair_of_trade, quantity, minlength=len(pairs))
         self.position[held_by, held_in] += contracts
+        self.cost[held_by, held_in] += np.bincount(pair_of_trade, quantity * price,
+                                                   minlength=len(pairs))
         notional = contracts * self.multiplier[held_in] * self.mark[held_in]
         return marked, PairChange(held_by, held_in, notional)
 
@@ -206,10 +217,14 @@ class Book:
     def forget(self, members: IndexArray) -> None:
         """Drop ``members``' positions, variation margin and collateral."""
         self.position[members] = 0.0
+        self.cost[members] = 0.0
         for array in (self.variation_margin, self.initial_margin, self.cash):
             array[members] = 0.0
         self.collateral_ts[members] = -np.inf
 
     def settle(self, members: IndexArray) -> None:
-        """Variation margin of ``members`` has been paid: their unsettled VM is 0."""
+        """Variation margin of ``members`` has been paid: their unsettled VM is 0, and
+        positions now cost what they are marked at."""
         self.variation_margin[members] = 0.0
+        n = self.n_instruments
+        self.cost[members, :n] = self.position[members, :n] * self.mark[:n]

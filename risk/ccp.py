@@ -217,6 +217,7 @@ class Ccp:
         self.exposure = grown(self.exposure, s + 1, 1, 0.0)
         self.need = grown(self.need, s + 1, 1, 0.0)
         self._dirty_scenarios.add(s)
+        self._buckets_summed = None  # every view takes the new scenario ids
 
     def remove_scenario(self, scenario: str) -> None:
         """Drop a scenario."""
@@ -228,6 +229,7 @@ class Ccp:
         for array in (self.exposure, self.need):
             array[:, slot] = array[:, last]
         self._touch(np.arange(len(self.members)))
+        self._buckets_summed = None
 
     def set_resources(self, resources: Resources) -> None:
         """Replace the CCP's resources."""

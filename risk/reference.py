@@ -34,7 +34,8 @@ class PlainCcp:
         self.mark: dict[str, float] = {}
         self.priced: dict[str, float] = {}
         self.position: dict[tuple[str, str], float] = defaultdict(float)
-        self.variation_margin: dict[str, float] = defaultdict(float)
+        # What positions cost since the last settlement: sum of quantity x trade price.
+        self.cost: dict[tuple[str, str], float] = defaultdict(float)
         self.collateral: dict[str, tuple[float, float, float]] = {}
         self.scenarios: dict[str, Scenario] = {}
         self.resources = Resources()
@@ -44,22 +45,20 @@ class PlainCcp:
             self.known_members.append(member)
 
     def trade(self, member: str, instrument: str, quantity: float, price: float) -> None:
-        """Book a trade: VM gains ``x * k * (mark - price)``."""
+        """Book a trade at ``price``."""
         self._member(member)
         if instrument not in self.priced:
             self._move_mark(instrument, price)
-        k = self.multiplier.get(instrument, 1.0)
-        self.variation_margin[member] += quantity * k * (self.mark[instrument] - price)
         self.position[member, instrument] += quantity
+        self.cost[member, instrument] += quantity * price
 
     def _move_mark(self, instrument: str, price: float) -> None:
-        old = self.mark.get(instrument)
-        if old is not None:
-            k = self.multiplier.get(instrument, 1.0)
-            for (member, held), quantity in self.position.items():
-                if held == instrument:
-                    self.variation_margin[member] += quantity * k * (price - old)
         self.mark[instrument] = price
+
+    def variation_margin(self, member: str) -> float:
+        """Unsettled VM: ``sum_j k_j * (position * mark - cost)`` since the last settlement."""
+        return sum(self.multiplier.get(j, 1.0) * (quantity * self.mark[j] - self.cost[m, j])
+                   for (m, j), quantity in self.position.items() if m == member)
 
     def price(self, instrument: str, price: float, ts: float) -> bool:
         """Apply a mark price unless it is older than the last one; True if applied."""
@@ -81,7 +80,9 @@ class PlainCcp:
         """Unsettled VM of ``member`` (None: everyone) becomes 0."""
         for m in self.known_members if member is None else [member]:
             self._member(m)
-            self.variation_margin[m] = 0.0
+            for (held_by, j), quantity in self.position.items():
+                if held_by == m:
+                    self.cost[m, j] = quantity * self.mark[j]
 
     def upsert_member(self, member: Member) -> None:
         """Add or replace reference data."""
@@ -93,7 +94,7 @@ class PlainCcp:
         self.members.pop(member, None)
 
     def upsert_instrument(self, instrument: Instrument) -> None:
-        """Set a multiplier (applies from now on: accrued VM stays)."""
+        """Set a multiplier: it values the whole position, VM since the last settlement too."""
         self.multiplier[instrument.instrument] = instrument.multiplier
 
     def upsert_scenario(self, scenario: Scenario) -> None:
@@ -124,7 +125,7 @@ class PlainCcp:
                 shock = scenario.shocks.get(instrument, scenario.default_shock)
                 pnl += (quantity * self.multiplier.get(instrument, 1.0)
                         * self.mark[instrument] * shock)
-        return -(self.variation_margin[member] + pnl)
+        return -(self.variation_margin(member) + pnl)
 
 
 def _cover(amount: dict[tuple[str, str], float], groups: list[str],

@@ -25,6 +25,7 @@ from streams.ingest import Ingest
 from streams.metrics import SnapshotCollector
 from streams.monitor import Monitor
 from streams.outputs import Outputs
+from streams.partials import Partials
 from streams.settings import Settings
 from streams.state import StateKeeper, StateStore
 
@@ -77,6 +78,7 @@ def create_app(settings: Settings, store: StateStore) -> faust.App:
     outputs = Outputs(settings)
     ingest = Ingest(settings, monitor, outputs)
     app.add_dependency(outputs)
+    app.add_dependency(Partials(settings, monitor))  # reads views before the group is joined
     app.add_dependency(ingest)
     app.add_dependency(StateKeeper(store, monitor.state, outputs, settings.snapshot_interval))
     registry = CollectorRegistry()
@@ -117,15 +119,15 @@ def create_app(settings: Settings, store: StateStore) -> faust.App:
         if monitor.snapshot is None:
             return json_response(web, {"error": "no results yet: the worker is starting"}, 503)
         return json_response(web, cover2_document(monitor.snapshot, settings.currency,
-                                                  monitor.counts()))
+                                                  monitor.counts(), monitor.sources))
 
     @app.page("/groups/{group}")
     async def group(web: Any, request: Any, group: str) -> Any:
-        rows = monitor.state.ccp.member_rows(group)
-        if monitor.snapshot is None or rows is None or group not in monitor.snapshot.groups:
+        if monitor.snapshot is None or group not in monitor.snapshot.groups:
             return json_response(web, {"error": f"no group {group!r}",
                                        "groups": list(monitor.snapshot.groups
                                                       if monitor.snapshot else ())}, 404)
+        rows = monitor.state.ccp.member_rows(group)
         return json_response(web, group_document(monitor.snapshot, rows, group,
                                                  settings.currency))
 
@@ -141,6 +143,7 @@ def create_app(settings: Settings, store: StateStore) -> faust.App:
         if snapshot is not None and snapshot.sequence != published["sequence"]:
             published["sequence"] = snapshot.sequence
             await outputs.publish_cover2(encode(cover2_document(snapshot, settings.currency,
-                                                                monitor.counts())))
+                                                                monitor.counts(),
+                                                                monitor.sources)))
 
     return app

@@ -23,8 +23,14 @@ def _cover(cover: Cover, amount_name: str) -> dict[str, Any]:
             "cover1_group": cover.cover1_group}
 
 
-def cover2_document(snapshot: Snapshot, currency: str, counts: dict[str, int]) -> dict[str, Any]:
-    """The document of ``GET /cover2`` and of the ``ccp.cover2`` topic."""
+def cover2_document(snapshot: Snapshot, currency: str, counts: dict[str, int],
+                    partitions: dict[str, list[int]]) -> dict[str, Any]:
+    """The document of ``GET /cover2`` and of the ``ccp.cover2`` topic.
+
+    ``counts`` are this worker's; ``partitions`` says where each input partition's
+    members were counted from: this worker (local), another's view (remote), or
+    nowhere yet (missing, and then the figures are not complete).
+    """
     credit, liquidity = snapshot.credit, snapshot.liquidity
     return {
         "as_of": snapshot.as_of,
@@ -49,6 +55,8 @@ def cover2_document(snapshot: Snapshot, currency: str, counts: dict[str, int]) -
             "qualifying_by_type": dict(liquidity.qualifying_by_type),
         },
         "counts": counts,
+        "complete": not partitions.get("missing"),
+        "partitions": partitions,
         "groups": len(snapshot.groups),
         "scenarios": len(snapshot.scenarios),
     }
@@ -56,7 +64,11 @@ def cover2_document(snapshot: Snapshot, currency: str, counts: dict[str, int]) -
 
 def group_document(snapshot: Snapshot, rows: MemberRows, group: str,
                    currency: str) -> dict[str, Any]:
-    """The document of ``GET /groups/{group}``: members, exposure and drain by scenario."""
+    """The document of ``GET /groups/{group}``: members, exposure and drain by scenario.
+
+    Group figures are the whole group's; member figures are those of the members
+    held by this worker (``members_here``).
+    """
     g = snapshot.groups.index(group)
     order = sorted(range(len(snapshot.scenarios)), key=snapshot.scenarios.__getitem__)
     scenarios = [snapshot.scenarios[s] for s in order]
@@ -66,7 +78,8 @@ def group_document(snapshot: Snapshot, rows: MemberRows, group: str,
 
     return {
         "group": group, "as_of": snapshot.as_of, "currency": currency,
-        "members": list(rows.members), "scenarios": scenarios,
+        "members": list(snapshot.members_by_group.get(group, ())),
+        "members_here": list(rows.members), "scenarios": scenarios,
         "exposure": by_scenario(snapshot.exposure_by_group_scenario[g]),
         "drain": by_scenario(snapshot.drain_by_group_scenario[g]),
         "member_exposure": {m: by_scenario(row) for m, row in zip(rows.members, rows.exposure,

@@ -1,9 +1,13 @@
-"""The batch consumer of trades, prices and collateral, hosted by the faust app.
+"""The batch consumers of trades, collateral and prices, hosted by the faust app.
 
-faust's per-message machinery tops out at a few thousand events a second; this
-loop reads with ``getmany``, applies whole batches to the core, hands their
-outputs to the producer, and commits offsets in the background only once
-those outputs are out.
+faust's per-message machinery tops out at a few thousand events a second; these
+loops read with ``getmany``, apply whole batches to the core, hand their
+outputs to the producer, and commit offsets in the background only once those
+outputs are out.
+
+Trades and collateral are shared out by the consumer group, partition number
+by partition number (:class:`streams.partitioning.CoPartitionedAssignor`);
+prices reach every worker, read by a consumer of their own outside the group.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from aiokafka.errors import KafkaError
 from streams import topics as t
 from streams.monitor import Effects, Monitor
 from streams.outputs import Outputs
+from streams.partitioning import CoPartitionedAssignor
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,7 +38,8 @@ COMMIT_INTERVAL_S = 1.0
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    """On assignment, resume every partition where the state stops."""
+    """On assignment, hold the members of the partitions assigned, and resume each
+    partition where the state stops."""
 
     def __init__(self, ingest: Ingest) -> None:
         self.ingest = ingest
@@ -42,16 +48,28 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         log.info("partitions revoked: %s", sorted(map(str, revoked)))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        consumer, monitor = self.ingest.consumer, self.ingest.monitor
+        ingest = self.ingest
+        consumer, monitor = ingest.consumer, ingest.monitor
         assert consumer is not None
+        counts = {topic: len(consumer.partitions_for_topic(topic) or ())
+                  for topic in ingest.member_keyed}
+        if len(set(counts.values())) != 1:
+            raise RuntimeError(f"trades and collateral must have the same number of "
+                               f"partitions (keyed by member, they are read together): {counts}")
+        monitor.own({tp.partition for tp in assigned}, counts.popitem()[1],
+                    ingest.assignor.group_size)
         for tp in assigned:
             consumer.seek(tp, monitor.next_offset(tp.topic, tp.partition))
-        self.ingest.assigned = True
-        log.info("partitions assigned: %s", sorted(map(str, assigned)))
+        ingest.assigned = True
+        log.info("partitions assigned (%d workers in the group): %s",
+                 ingest.assignor.group_size, sorted(map(str, assigned)))
 
 
 class Ingest(mode.Service):
     """Reads the per-message input topics in batches and applies them to the monitor."""
+
+    consumer: AIOKafkaConsumer | None
+    prices: AIOKafkaConsumer | None
 
     def __init__(self, settings: Settings, monitor: Monitor, outputs: Outputs,
                  **kwargs: Any) -> None:
@@ -59,26 +77,44 @@ class Ingest(mode.Service):
         self.settings = settings
         self.monitor = monitor
         self.outputs = outputs
-        self.consumer: AIOKafkaConsumer | None = None
+        self.consumer = self.prices = None
+        self.assignor = CoPartitionedAssignor()
+        self.member_keyed = t.Topics(settings.topic_prefix).names((t.TRADES, t.COLLATERAL))
         self.assigned = False
         self._applied: dict[TopicPartition, int] = {}
         self._commit: asyncio.Task[None] | None = None
         self._committed_at = 0.0
 
+    def _new_consumer(self, **kwargs: Any) -> AIOKafkaConsumer:
+        s = self.settings
+        return AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers, enable_auto_commit=False,
+            fetch_max_wait_ms=int(s.fetch_wait * 1000), auto_offset_reset="earliest",
+            max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
+            **kwargs)
+
     async def on_start(self) -> None:
         s = self.settings
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap_servers, group_id=s.group_id,
-            client_id=f"cover2-ingest-{s.name}",
-            enable_auto_commit=False, fetch_max_wait_ms=int(s.fetch_wait * 1000),
-            auto_offset_reset="earliest", session_timeout_ms=int(s.session_timeout * 1000),
+        self.prices = self._new_consumer(client_id=f"cover2-prices-{s.name}")
+        await self.prices.start()
+        prices = t.Topics(s.topic_prefix).name(t.PRICES)
+        await self.prices.topics()  # loads the topics' metadata
+        everywhere = [TopicPartition(prices, p)
+                      for p in sorted(self.prices.partitions_for_topic(prices) or ())]
+        self.prices.assign(everywhere)
+        for tp in everywhere:
+            self.prices.seek(tp, self.monitor.next_offset(prices, tp.partition))
+        self.consumer = self._new_consumer(
+            group_id=s.group_id, client_id=f"cover2-ingest-{s.name}",
+            session_timeout_ms=int(s.session_timeout * 1000),
             heartbeat_interval_ms=int(s.heartbeat_interval * 1000),
-            max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+            partition_assignment_strategy=(self.assignor,))
         await self.consumer.start()
-        self.consumer.subscribe(t.Topics(s.topic_prefix).names(t.HOT_INPUTS),
-                                listener=_Rebalance(self))
+        self.consumer.subscribe(self.member_keyed, listener=_Rebalance(self))
 
     async def on_stop(self) -> None:
+        if self.prices is not None:
+            await self.prices.stop()
         if self.consumer is not None:
             if self._commit is not None:
                 await self._commit
@@ -117,3 +153,12 @@ class Ingest(mode.Service):
             elif monitor.dirty:
                 await self.outputs.send(Effects(calls=monitor.refresh()))
             self._commit_soon()
+
+    @mode.Service.task
+    async def _consume_prices(self) -> None:
+        assert self.prices is not None
+        while not self.should_stop:
+            batch = await self.prices.getmany(timeout_ms=IDLE_POLL_MS,
+                                              max_records=self.settings.max_batch)
+            if batch:
+                await self.outputs.send(self.monitor.ingest(batch.values()))

@@ -51,7 +51,9 @@ GROUP_MARGIN_LEVEL = "ccp_group_margin_level"
 SNAPSHOT_AGE = "ccp_snapshot_age_seconds"
 
 APPLIED, DUPLICATE, STALE, REJECTED = "applied", "duplicate", "stale", "rejected"
-OUTCOMES = (APPLIED, DUPLICATE, STALE, REJECTED)
+# Read outside its member's home partition and sent there, where it is applied.
+FORWARDED = "forwarded"
+OUTCOMES = (APPLIED, DUPLICATE, STALE, REJECTED, FORWARDED)
 KINDS = tuple(KIND_NAMES.values())  # of margin calls: warning, call
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

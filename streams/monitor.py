@@ -1,9 +1,15 @@
 """The worker's state and its one way in: decode, deduplicate, apply, refresh.
 
 No Kafka here: the ingest loop and the faust agents hand records in, and send
-out what comes back (margin calls, dead letters). Everything that must survive
-a restart is in :class:`MonitorState`, which records the input offsets it
-includes.
+out what comes back (margin calls, dead letters, forwarded messages).
+Everything that must survive a restart is in :class:`MonitorState`, which
+records the input offsets it includes.
+
+With several workers, each holds the members of the partitions it owns, and
+the snapshot merges its own partition views with the other workers' (see
+:mod:`risk.merge`): a partition counts once, from its owner's view once the
+owner has caught up with the view it takes over, from the last view received
+until then.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from typing import Any, Protocol
 
@@ -19,6 +25,7 @@ import numpy as np
 
 from risk.calls import CallPolicy, MarginCall
 from risk.ccp import Ccp
+from risk.merge import PartitionView, aligned, merge
 from risk.model import Collateral, Prices, Trades
 from risk.snapshot import Snapshot
 from streams import topics as t
@@ -39,7 +46,13 @@ from streams.codec import (
     text,
 )
 from streams.documents import dead_letter_document
-from streams.metrics import APPLIED, DUPLICATE, REJECTED, STALE, Tally
+from streams.metrics import APPLIED, DUPLICATE, FORWARDED, REJECTED, STALE, Tally
+from streams.partitioning import HomePartition
+
+# Inputs keyed by member: a member's messages all belong to its home partition.
+MEMBER_KEYED = (t.TRADES, t.COLLATERAL)
+# Separates member and trade id in the ledger of applied trades.
+LEDGER_SEP = "\x1f"
 
 
 class Record(Protocol):
@@ -67,12 +80,34 @@ class DeadLetter:
     value: bytes
 
 
+@dataclass(frozen=True)
+class Forward:
+    """A message read outside its member's home partition, to send there."""
+
+    topic: str
+    key: bytes
+    value: bytes
+
+
 @dataclass
 class Effects:
     """What a batch sends out."""
 
     calls: list[MarginCall] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    forwards: list[Forward] = field(default_factory=list)
+
+
+class Homes(dict[str, int]):
+    """Members' home partitions, computed once each."""
+
+    def __init__(self, home_of: HomePartition) -> None:
+        super().__init__()
+        self.home_of = home_of
+
+    def __missing__(self, member: str) -> int:
+        home = self[member] = self.home_of(member)
+        return home
 
 
 @dataclass
@@ -111,8 +146,20 @@ class Monitor:
         self.state.ccp.desk.policy = policy
         self.snapshot: Snapshot | None = None
         self.refreshed_at = 0.0
+        self.remote: dict[int, PartitionView] = {}
+        self.group_size = 1
+        self.sources: dict[str, list[int]] = {}
+        self._homes = Homes(self.state.ccp.home_of) \
+            if isinstance(self.state.ccp.home_of, HomePartition) else None
+        self._taken_over: set[int] = set()
+        self._unpublished: set[int] = set()
         self._pending_ts: list[np.ndarray] = []
         self._dirty = True
+
+    @property
+    def partitions(self) -> int:
+        """How many input partitions the members are spread over."""
+        return self._homes.home_of.partitions if self._homes is not None else 1
 
     @property
     def dirty(self) -> bool:
@@ -131,7 +178,8 @@ class Monitor:
                 "collateral": events.get((t.COLLATERAL, APPLIED), 0),
                 "duplicates": sum(n for (_, o), n in events.items() if o == DUPLICATE),
                 "stale": sum(n for (_, o), n in events.items() if o == STALE),
-                "rejected": sum(n for (_, o), n in events.items() if o == REJECTED)}
+                "rejected": sum(n for (_, o), n in events.items() if o == REJECTED),
+                "forwarded": sum(n for (_, o), n in events.items() if o == FORWARDED)}
 
     def _reject(self, record: Record, kind: str, reason: str, effects: Effects) -> None:
         self.state.tally.count(kind, REJECTED, 1)
@@ -159,8 +207,11 @@ class Monitor:
             messages, positions, rejections = decode_many(kind, list(map(_VALUE, records)))
             for position, reason in rejections:
                 self._reject(records[position], kind, reason, effects)
+            if kind in MEMBER_KEYED and self._homes is not None:
+                messages, positions = self._forward_strangers(kind, records, messages,
+                                                              positions, effects)
             decoded[kind] += messages
-            received[kind] += (list(map(_TIMESTAMP, records)) if not rejections
+            received[kind] += (list(map(_TIMESTAMP, records)) if len(positions) == len(records)
                                else [records[p].timestamp for p in positions])
             self.state.offsets[records[0].topic, records[0].partition] = records[-1].offset + 1
         for kind, apply in ((t.PRICES, self._apply_prices), (t.TRADES, self._apply_trades),
@@ -169,6 +220,23 @@ class Monitor:
                 apply(decoded[kind], event_times(decoded[kind], received[kind]))
         effects.calls = self.refresh()
         return effects
+
+    def _forward_strangers(self, kind: str, records: Sequence[Record], messages: list[Any],
+                           positions: list[int], effects: Effects) -> tuple[list[Any], list[int]]:
+        """Keep the messages of members at home here; send the others to their home."""
+        assert self._homes is not None
+        partition = records[0].partition
+        homes = list(map(self._homes.__getitem__, map(_MEMBER, messages)))
+        if homes.count(partition) == len(homes):
+            return messages, positions
+        kept = [i for i, home in enumerate(homes) if home == partition]
+        for i, home in enumerate(homes):
+            if home != partition:
+                record = records[positions[i]]
+                effects.forwards.append(Forward(record.topic, messages[i].member.encode(),
+                                                record.value or b""))
+        self.state.tally.count(kind, FORWARDED, len(homes) - len(kept))
+        return [messages[i] for i in kept], [positions[i] for i in kept]
 
     def _applied(self, kind: str, ts: np.ndarray) -> None:
         if len(ts):
@@ -181,7 +249,7 @@ class Monitor:
     def _apply_trades(self, trades: list[TradeMessage], ts: np.ndarray) -> None:
         ledger = self.state.ledger
         members = list(map(_MEMBER, trades))
-        keys = list(map("\x1f".join, zip(members, map(_TRADE_ID, trades), strict=True)))
+        keys = list(map(LEDGER_SEP.join, zip(members, map(_TRADE_ID, trades), strict=True)))
         if ledger.isdisjoint(keys) and len(set(keys)) == len(keys):
             ledger.update(keys)
         else:  # some repeat: decide one at a time, in arrival order
@@ -248,11 +316,94 @@ class Monitor:
         self.state.ccp.recompute()
         self._dirty = True
 
+    def own(self, partitions: set[int], count: int, group_size: int) -> None:
+        """Hold the members of ``partitions`` (of ``count``), forgetting every other member.
+
+        A partition let go loses its members' state, their trades in the ledger and
+        its input offsets: if it comes back, it is rebuilt from the start of its topics.
+        """
+        ccp = self.state.ccp
+        home_of = HomePartition(count)
+        if ccp.home_of is not None and ccp.home_of != home_of:
+            raise RuntimeError(
+                f"the state was built over {getattr(ccp.home_of, 'partitions', '?')} input "
+                f"partitions and the topics now have {count}: move the state directory "
+                "aside to rebuild from the topics")
+        released = ccp.own(partitions, home_of if ccp.home_of is None else None)
+        gone = {ccp.members.names[m] for m in released.tolist()}
+        if gone:
+            self.state.ledger = {key for key in self.state.ledger
+                                 if key.partition(LEDGER_SEP)[0] not in gone}
+        for p in set(range(count)) - partitions:
+            for kind in MEMBER_KEYED:
+                self.state.offsets.pop((self.topics.name(kind), p), None)
+        self._homes = Homes(home_of)
+        self.group_size = group_size
+        self._taken_over &= partitions
+        self._unpublished = set(partitions)
+        self._dirty = True
+
+    def offer(self, view: PartitionView) -> None:
+        """Another worker's view of a partition; an older one than held is ignored."""
+        held = self.remote.get(view.partition)
+        if held is None or view.includes(held) or not held.includes(view):
+            self.remote[view.partition] = view
+            self._dirty = True
+
+    def _offsets_of(self, partition: int) -> tuple[int, ...]:
+        return tuple(self.next_offset(self.topics.name(kind), partition)
+                     for kind in MEMBER_KEYED)
+
+    def _take_over(self) -> set[int]:
+        """Owned partitions whose own view now counts: it includes the last one received."""
+        for p in self.state.ccp.owned - self._taken_over:
+            remote = self.remote.get(p)
+            if remote is None or all(mine >= theirs for mine, theirs in zip(
+                    self._offsets_of(p), remote.offsets, strict=False)):
+                self._taken_over.add(p)
+        return self._taken_over
+
+    def views_to_publish(self) -> list[PartitionView]:
+        """Own views changed since last asked, with the input offsets they include."""
+        ready = sorted(self._unpublished & self._taken_over)
+        self._unpublished -= set(ready)
+        views = self.state.ccp.views
+        return [replace(views[p], offsets=self._offsets_of(p)) for p in ready if p in views]
+
+    def _merged(self, now: float) -> Snapshot:
+        ccp = self.state.ccp
+        scenarios = tuple(ccp.stress.scenarios.names)
+        local = self._take_over()
+        views: list[PartitionView] = []
+        self.sources = {"local": [], "remote": [], "missing": []}
+        for p in range(self.partitions):
+            view = ccp.views.get(p) if p in local else None
+            if view is not None:
+                source = "local"
+            else:
+                received = self.remote.get(p)
+                view = aligned(received, scenarios) if received is not None else None
+                source = "remote" if view is not None else "missing"
+            self.sources[source].append(p)
+            if view is not None:
+                views.append(view)
+        return ccp.snapshot(merge(views, scenarios), now)
+
     def refresh(self) -> list[MarginCall]:
-        """Bring the snapshot up to date if anything changed; returns new margin calls."""
+        """Bring the snapshot up to date if anything changed; returns new margin calls.
+
+        Members of a partition still catching up with the view it takes over are not
+        called: their figures are not complete yet.
+        """
         if not self._dirty:
             return []
-        self.snapshot, calls = self.state.ccp.publish(self.state.event_clock)
+        ccp = self.state.ccp
+        changed, calls = ccp.refresh(self.state.event_clock)
+        self._unpublished.update(changed)
+        self.snapshot = self._merged(self.state.event_clock)
+        if len(self._taken_over) < len(ccp.owned):
+            calls = [c for c in calls if int(ccp.home[ccp.members.get(c.member) or 0])
+                     in self._taken_over]
         self.refreshed_at = time.time()
         if self._pending_ts:
             latencies = self.refreshed_at - np.concatenate(self._pending_ts)

@@ -1,4 +1,5 @@
-"""What the worker sends to Kafka: cover-2 documents, margin calls, dead letters."""
+"""What the worker sends to Kafka: cover-2 documents, margin calls, dead letters, and
+messages forwarded to their member's home partition."""
 
 from __future__ import annotations
 
@@ -46,10 +47,11 @@ class Outputs(mode.Service):
             await self.producer.stop()
 
     async def send(self, effects: Effects) -> None:
-        """Hand a batch's margin calls and dead letters to the producer."""
+        """Hand a batch's margin calls, dead letters and forwards to the producer."""
         if self._failure is not None:
             raise self._failure
-        if self.producer is None or not (effects.calls or effects.dead_letters):
+        if self.producer is None or not (effects.calls or effects.dead_letters
+                                         or effects.forwards):
             return
         sends = [self.producer.send(self.topics.name(t.MARGIN_CALLS),
                                     encode(margin_call_document(call)), key=call.member.encode())
@@ -57,6 +59,8 @@ class Outputs(mode.Service):
         sends += [self.producer.send(self.topics.name(t.DEAD_LETTER), letter.value,
                                      key=letter.key)
                   for letter in effects.dead_letters]
+        sends += [self.producer.send(forward.topic, forward.value, key=forward.key)
+                  for forward in effects.forwards]
         self._in_flight += await asyncio.gather(*sends)
 
     async def delivered(self) -> None:

@@ -38,6 +38,9 @@ class Settings:
     partitions: int = _setting(4, "partitions of the topics the service creates")
     currency: str = _setting("USD", "the one reporting currency of all money amounts")
     publish_interval: float = _setting(0.25, "seconds between publications of ccp.cover2")
+    merge_interval: float = _setting(
+        0.1, "seconds between publications of this worker's partition views to the others "
+        "(only when the consumer group has several workers)")
     state_dir: str = _setting("cover2-state", "where the worker keeps its state snapshots")
     snapshot_interval: float = _setting(30.0, "seconds between state snapshots")
     recompute_interval: float = _setting(

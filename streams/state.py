@@ -24,7 +24,7 @@ from streams.outputs import Outputs
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,14 @@ INPUTS = HOT_INPUTS + REFERENCE_INPUTS
 # Outputs.
 COVER2, MARGIN_CALLS, DEAD_LETTER = "cover2", "margin-calls", "dead-letter"
 OUTPUTS = (COVER2, MARGIN_CALLS, DEAD_LETTER)
-ALL = INPUTS + OUTPUTS
+# Between workers: every partition's view, read by every worker.
+PARTIALS = "partials"
+ALL = INPUTS + OUTPUTS + (PARTIALS,)
+# One partial view can be large: groups in the partition x scenarios x 16 bytes.
+PARTIALS_MAX_BYTES = 64 * 1024 * 1024
+# Views are superseded within seconds, and a joining worker asks for fresh ones:
+# the topic keeps ten minutes, enough to read what is in flight.
+PARTIALS_CONFIG = {"max.message.bytes": str(PARTIALS_MAX_BYTES), "retention.ms": "600000"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,10 @@ async def create_topics(bootstrap_servers: str, topics: Topics, partitions: int)
         existing = set(await admin.list_topics())
         missing = [name for name in topics.names() if name not in existing]
         if missing:
-            await admin.create_topics([NewTopic(name, partitions, 1) for name in missing])
+            await admin.create_topics([
+                NewTopic(name, 1, 1, topic_configs=PARTIALS_CONFIG)
+                if name == topics.name(PARTIALS) else NewTopic(name, partitions, 1)
+                for name in missing])
         return missing
     finally:
         await admin.close()

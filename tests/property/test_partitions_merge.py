@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from risk.ccp import Ccp
 from risk.merge import PartitionView, aligned, merge
-from risk.model import Instrument, Prices
+from risk.model import Prices
 from risk.reference import PlainCcp, snapshot
 from risk.snapshot import Snapshot
 from tests.property import strategies as s
@@ -79,9 +79,9 @@ def test_merged_partition_views_equal_full_recompute(steps: list[tuple[object, b
 
 
 def path_independent(step: object) -> bool:
-    """Steps a new owner's replay reproduces: not settlements or multiplier changes, which
-    apply to positions as they stand when the step arrives."""
-    return not isinstance(step, s.Settle | Instrument)
+    """Steps a new owner's replay reproduces: not settlements, which apply to positions
+    as they stand when the settlement arrives."""
+    return not isinstance(step, s.Settle)
 
 
 @settings(max_examples=200, deadline=None)

@@ -1,0 +1,144 @@
+"""Partition views between workers: each publishes its own, every one reads them all.
+
+A message is one partition's view, whole: a small JSON header (who sent it,
+the partition, the input offsets it includes, the scenario, group and member
+ids) and then the exposure and need matrices as little-endian float64.
+Whole views, not changes, so that a reader needs only the latest view of a
+partition, and a new owner's view replaces the old owner's at once.
+
+A worker alone in its consumer group publishes nothing: nobody needs its views.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import struct
+import uuid
+from typing import Any
+
+import mode
+import msgspec
+import numpy as np
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from risk.merge import PartitionView
+from streams import topics as t
+from streams.monitor import Monitor
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_LENGTH = struct.Struct(">I")
+
+
+class Header(msgspec.Struct, frozen=True):
+    """Everything of a view but its matrices."""
+
+    group_id: str
+    sender: str
+    partition: int
+    offsets: tuple[int, ...]
+    scenarios: tuple[str, ...]
+    groups: tuple[str, ...]
+    members: tuple[tuple[str, ...], ...]
+    margin_level: tuple[int, ...]
+
+
+def encode_view(view: PartitionView, group_id: str, sender: str) -> bytes:
+    """One message: header length, header, exposure, need."""
+    header = msgspec.json.encode(Header(
+        group_id, sender, view.partition, view.offsets, view.scenarios, view.groups,
+        view.members, tuple(view.margin_level.tolist())))
+    return b"".join((_LENGTH.pack(len(header)), header, view.exposure.astype("<f8").tobytes(),
+                     view.need.astype("<f8").tobytes()))
+
+
+def decode_view(value: bytes) -> tuple[Header, PartitionView]:
+    """The header and the view of a message; ValueError if it is not one."""
+    try:
+        (length,) = _LENGTH.unpack_from(value)
+        header = msgspec.json.decode(value[4:4 + length], type=Header)
+    except (struct.error, msgspec.DecodeError) as error:
+        raise ValueError(f"not a partition view: {error}") from None
+    shape = (len(header.groups), len(header.scenarios))
+    matrices = np.frombuffer(value, dtype="<f8", offset=4 + length).astype(np.float64)
+    if matrices.size != 2 * shape[0] * shape[1] or len(header.members) != shape[0] \
+            or len(header.margin_level) != shape[0]:
+        raise ValueError("not a partition view: sizes do not match the header")
+    exposure, need = matrices.reshape((2, *shape))
+    return header, PartitionView(header.partition, header.offsets, header.scenarios,
+                                 header.groups, header.members, exposure, need,
+                                 np.array(header.margin_level, dtype=np.intp))
+
+
+class Partials(mode.Service):
+    """Publishes this worker's changed views and hands the others' to the monitor.
+
+    It starts before the worker joins its consumer group and reads from the end
+    of the topic: whatever is older is superseded by the views every member
+    publishes after the join.
+    """
+
+    def __init__(self, settings: Settings, monitor: Monitor, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.monitor = monitor
+        self.topic = t.Topics(settings.topic_prefix).name(t.PARTIALS)
+        # Unique to this process: a restarted worker must not take its old views for its own.
+        self.sender = f"{settings.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.published = 0
+
+    async def on_start(self) -> None:
+        s = self.settings
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=s.bootstrap_servers, client_id=f"cover2-partials-{s.name}",
+            enable_auto_commit=False, fetch_max_wait_ms=int(s.fetch_wait * 1000),
+            max_partition_fetch_bytes=t.PARTIALS_MAX_BYTES, fetch_max_bytes=t.PARTIALS_MAX_BYTES)
+        await self.consumer.start()
+        partition = TopicPartition(self.topic, 0)
+        self.consumer.assign([partition])
+        await self.consumer.seek_to_end(partition)
+        await self.consumer.position(partition)
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=s.bootstrap_servers, client_id=f"cover2-partials-{s.name}",
+            acks=1, linger_ms=2, max_request_size=t.PARTIALS_MAX_BYTES)
+        await self.producer.start()
+
+    async def on_stop(self) -> None:
+        for client in (self.consumer, self.producer):
+            if client is not None:
+                await client.stop()
+
+    @mode.Service.task
+    async def _read(self) -> None:
+        assert self.consumer is not None
+        while not self.should_stop:
+            batch = await self.consumer.getmany(timeout_ms=100)
+            for records in batch.values():
+                for record in records:
+                    try:
+                        header, view = decode_view(record.value or b"")
+                    except ValueError as error:
+                        log.warning("skipping offset %d of %s: %s", record.offset, self.topic,
+                                    error)
+                        continue
+                    if header.group_id == self.settings.group_id and \
+                            header.sender != self.sender:
+                        self.monitor.offer(view)
+
+    @mode.Service.task
+    async def _publish(self) -> None:
+        assert self.producer is not None
+        while not self.should_stop:
+            await asyncio.sleep(self.settings.merge_interval)
+            if self.monitor.group_size > 1:
+                views = self.monitor.views_to_publish()
+                for view in views:
+                    await self.producer.send(self.topic, encode_view(
+                        view, self.settings.group_id, self.sender),
+                        key=str(view.partition).encode())
+                self.published += len(views)

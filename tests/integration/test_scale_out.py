@@ -1,0 +1,75 @@
+"""Several workers share the members and each serves the exact global Cover-2."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from risk.reference import PlainCcp
+from tests.integration.cluster import Feed, Spawn, Worker, eventually
+from tests.integration.test_recovery import (
+    apply_plain,
+    assert_matches_reference,
+    hot_stream,
+    reference_data,
+    send,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def exact(worker: Worker, plain: PlainCcp) -> bool:
+    """Whether the worker serves complete figures equal to the plain recompute."""
+    status, document = worker.get("/cover2")
+    if status != 200 or not document["complete"]:
+        return False
+    try:
+        assert_matches_reference(worker, plain)
+    except AssertionError:
+        return False
+    return True
+
+
+async def all_exact(workers: list[Worker], plain: PlainCcp) -> None:
+    for worker in workers:
+        await eventually(lambda w=worker: exact(w, plain), what=f"{worker.name} exact")
+    for worker in workers:  # still exact once all are: nothing counted twice on the way
+        assert_matches_reference(worker, plain)
+
+
+async def test_three_workers_one_killed_then_a_fourth_joins(spawn: Spawn, feed: Feed) -> None:
+    rng = random.Random(5)
+    workers = [spawn(f"w{i}") for i in (1, 2, 3)]
+    for worker in workers:
+        await worker.healthy()
+    messages, plain = reference_data(rng)
+    await send(feed, messages)
+    for worker in workers:  # reference data first: a multiplier applies from when it arrives
+        await eventually(lambda w=worker: w.get("/cover2")[1]["scenarios"] == 5,
+                         what=f"scenarios on {worker.name}")
+    stream = hot_stream(rng, 900)
+
+    await send(feed, stream[:300])
+    apply_plain(plain, stream[:300])
+    await all_exact(workers, plain)
+    shares = [set(w.get("/cover2")[1]["partitions"]["local"]) for w in workers]
+    assert sorted(p for share in shares for p in share) == [0, 1, 2, 3]
+    assert all(shares), shares  # four partitions over three workers: each holds some
+
+    await send(feed, stream[300:450])
+    workers[1].kill()
+    await send(feed, stream[450:600])
+    apply_plain(plain, stream[300:600])
+    survivors = [workers[0], workers[2]]
+    await all_exact(survivors, plain)
+    held = [set(w.get("/cover2")[1]["partitions"]["local"]) for w in survivors]
+    assert sorted(p for share in held for p in share) == [0, 1, 2, 3]
+
+    fourth = await spawn("w4").healthy()
+    await send(feed, stream[600:])
+    apply_plain(plain, stream[600:])
+    await all_exact([*survivors, fourth], plain)
+    held = [set(w.get("/cover2")[1]["partitions"]["local"]) for w in [*survivors, fourth]]
+    assert sorted(p for share in held for p in share) == [0, 1, 2, 3]
+    assert held[2], "the new worker holds a partition"
