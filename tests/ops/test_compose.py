@@ -144,7 +144,7 @@ def test_kafka_is_pinned_and_runs_in_kraft_mode() -> None:
         assert not any("ZOOKEEPER" in key for key in environment(service)), name
 
 
-def test_two_replica_workers_with_their_own_names_groups_and_state() -> None:
+def test_two_workers_in_one_group_with_their_own_names_and_state() -> None:
     workers = {name: service for name, service in services().items()
                if command(service)[:1] == ["worker"]}
     assert sorted(workers) == ["worker-1", "worker-2"]
@@ -155,7 +155,7 @@ def test_two_replica_workers_with_their_own_names_groups_and_state() -> None:
         assert flag(worker, "--web-port") in (None, "6066"), name
         env = environment(worker)
         ids.add(env["COVER2_WORKER_ID"])
-        groups.add(env["COVER2_GROUP_ID"])  # replicas: each reads every partition
+        groups.add(env["COVER2_GROUP_ID"])  # one group: they share the partitions
         assert env.get("COVER2_STATE_DIR", STATE_DIR) == STATE_DIR, name
         state = [source for source, target, _ in mounts(worker) if target == STATE_DIR]
         assert state and state[0] in config()["volumes"], f"{name}: state on a named volume"
@@ -167,7 +167,8 @@ def test_two_replica_workers_with_their_own_names_groups_and_state() -> None:
         assert worker["restart"] == "unless-stopped", name
         assert list(published(worker).values()) == ["6066"], name
         ports.update(published(worker))
-    assert len(ids) == len(groups) == len(states) == len(ports) == 2
+    assert len(ids) == len(states) == len(ports) == 2
+    assert len(groups) == 1
 
 
 def test_every_service_has_a_healthcheck() -> None:
