@@ -46,8 +46,13 @@ class PartitionView:
 
     def includes(self, other: PartitionView) -> bool:
         """Whether this view has every input of ``other`` (is at least as far on)."""
-        return len(self.offsets) == len(other.offsets) and all(
-            mine >= theirs for mine, theirs in zip(self.offsets, other.offsets, strict=True))
+        return reaches(self.offsets, other.offsets)
+
+
+def reaches(offsets: tuple[int, ...], other: tuple[int, ...]) -> bool:
+    """Whether input ``offsets`` are at or past ``other`` on every topic."""
+    return len(offsets) == len(other) and all(
+        mine >= theirs for mine, theirs in zip(offsets, other, strict=True))
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import numpy as np
 
 from risk.calls import CallPolicy, MarginCall
 from risk.ccp import Ccp
-from risk.merge import PartitionView, aligned, merge
+from risk.merge import PartitionView, aligned, merge, reaches
 from risk.model import Collateral, Prices, Trades
 from risk.snapshot import Snapshot
 from streams import topics as t
@@ -358,8 +358,7 @@ class Monitor:
         """Owned partitions whose own view now counts: it includes the last one received."""
         for p in self.state.ccp.owned - self._taken_over:
             remote = self.remote.get(p)
-            if remote is None or all(mine >= theirs for mine, theirs in zip(
-                    self._offsets_of(p), remote.offsets, strict=False)):
+            if remote is None or reaches(self._offsets_of(p), remote.offsets):
                 self._taken_over.add(p)
         return self._taken_over
 

@@ -44,6 +44,18 @@ def held_by(ccp: Ccp, home: dict[str, int], events: list[object]) -> list[object
             or home[e.member] in ccp.owned]  # type: ignore[attr-defined]
 
 
+def apply_step(ccps: list[Ccp], plain: PlainCcp, home: dict[str, int], step: object) -> None:
+    """One step to the reference (every event once) and to each worker (what it reads)."""
+    if isinstance(step, list):
+        apply_hot(Ccp(), plain, step)
+        for ccp in ccps:
+            apply_hot(ccp, PlainCcp(), held_by(ccp, home, step))
+    else:
+        apply_reference(Ccp(), plain, step)
+        for ccp in ccps:
+            apply_reference(ccp, PlainCcp(), step)
+
+
 def merged(ccps: list[Ccp]) -> Snapshot:
     """Every worker's views merged, ranked by the first worker."""
     views: dict[int, PartitionView] = {}
@@ -65,14 +77,7 @@ def test_merged_partition_views_equal_full_recompute(steps: list[tuple[object, b
     ccps, plain = workers(home, owner), PlainCcp()
     first_prices(ccps, plain)
     for step, publish in steps:
-        if isinstance(step, list):
-            apply_hot(Ccp(), plain, step)  # the reference sees every event once
-            for ccp in ccps:
-                apply_hot(ccp, PlainCcp(), held_by(ccp, home, step))
-        else:
-            apply_reference(Ccp(), plain, step)
-            for ccp in ccps:
-                apply_reference(ccp, PlainCcp(), step)
+        apply_step(ccps, plain, home, step)
         if publish:
             assert_same(merged(ccps), snapshot(plain))
     assert_same(merged(ccps), snapshot(plain))
@@ -103,11 +108,5 @@ def test_partitions_that_move_are_rebuilt_by_replay(steps: list[tuple[object, bo
                 apply_hot(ccp, PlainCcp(), replay)
         if isinstance(step, list):
             history += step
-            apply_hot(Ccp(), plain, step)
-            for ccp in ccps:
-                apply_hot(ccp, PlainCcp(), held_by(ccp, home, step))
-        else:
-            apply_reference(Ccp(), plain, step)
-            for ccp in ccps:
-                apply_reference(ccp, PlainCcp(), step)
+        apply_step(ccps, plain, home, step)
     assert_same(merged(ccps), snapshot(plain))
