@@ -12,13 +12,13 @@ partition, from wherever they are held, merge into the exact group totals.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from risk.book import BlockChange, Book
-from risk.calls import CallDesk, CallPolicy, MarginCall
+from risk.calls import NONE, CallDesk, CallPolicy, MarginCall
 from risk.cover import (
     Groups,
     default_fund_minimum,
@@ -380,9 +380,12 @@ class Ccp:
             need=frozen(self._need_by_bucket[rows].copy()),
             margin_level=frozen(margin_level[rows].copy()))
 
-    def refresh(self, now: float) -> tuple[list[int], list[MarginCall]]:
+    def refresh(self, now: float, calling: Collection[int] | None = None
+                ) -> tuple[list[int], list[MarginCall]]:
         """Bring every held result up to date; ``now`` is the batch's event time.
 
+        ``calling`` are the home partitions whose members may be called (every owned
+        one by default); the others' members are decided as under every level.
         Returns the owned partitions whose view changed, and the margin calls to issue.
         """
         partitions = sorted(self._refresh_buckets(self._refresh_members()))
@@ -393,6 +396,8 @@ class Ccp:
             by_bucket = np.zeros(len(buckets), dtype=np.intp)
             np.maximum.at(by_bucket, buckets.of_member, level)
             self.views.update({p: self._view(p, by_bucket) for p in partitions})
+        if calling is not None and not self.owned <= set(calling):
+            level = np.where(np.isin(self.home[:n_m], list(calling)), level, NONE)
         calls = self.desk.decide(
             self.worst_exposure[:n_m], level, self.worst_scenario[:n_m], self.members.names,
             self.group_of_member, tuple(self.stress.scenarios.names), now)

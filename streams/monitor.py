@@ -397,12 +397,9 @@ class Monitor:
         if not self._dirty:
             return []
         ccp = self.state.ccp
-        changed, calls = ccp.refresh(self.state.event_clock)
+        changed, calls = ccp.refresh(self.state.event_clock, self._take_over())
         self._unpublished.update(changed)
         self.snapshot = self._merged(self.state.event_clock)
-        if len(self._taken_over) < len(ccp.owned):
-            calls = [c for c in calls if int(ccp.home[ccp.members.get(c.member) or 0])
-                     in self._taken_over]
         self.refreshed_at = time.time()
         if self._pending_ts:
             latencies = self.refreshed_at - np.concatenate(self._pending_ts)

@@ -44,3 +44,17 @@ def test_call_id_is_a_pure_function_of_the_decision() -> None:
     assert call_id("A", "call", 60.0, "S", 1.0) == call_id("A", "call", 60.0, "S", 1.0)
     assert call_id("A", "call", 60.0, "S", 1.0) != call_id("A", "call", 61.0, "S", 1.0)
     assert call_id("A", "call", 60.0, "S", 1.0) != call_id("A", "warning", 60.0, "S", 1.0)
+
+
+def test_members_of_a_partition_still_catching_up_are_called_once_it_counts() -> None:
+    ccp = ccp_with_losses({"A": {"S": 160.0}, "B": {"S": 170.0}},
+                          initial_margin={"A": 100.0, "B": 100.0})
+    ccp.desk.policy = POLICY
+    ccp.own({0, 1}, {"A": 0, "B": 1}.__getitem__)
+
+    def called(now: float, calling: set[int]) -> list[tuple[str, float]]:
+        return [(c.member, c.amount) for c in ccp.refresh(now, calling)[1]]
+
+    assert called(0.0, {0}) == [("A", 60.0)]
+    assert called(1.0, {0}) == []  # B's partition is still being rebuilt
+    assert called(2.0, {0, 1}) == [("B", 70.0)]  # over its level when it starts to count
