@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import statistics
 import subprocess
 import sys
@@ -54,6 +55,8 @@ class Plan:
 
 FULL = Plan("large", 1_430_000, 3, 20_000, 20_000.0, 10.0, 15.0, 10.0)
 QUICK = Plan("demo", 20_000, 1, 5_000, 1_000.0, 2.0, 3.0, 2.0)
+# The scale-out rows: one and two workers on topics of this many partitions each.
+SCALE_OUT_PARTITIONS = 2
 
 
 def _healthy(base: str) -> bool:
@@ -92,7 +95,7 @@ class Lab:
         self.broker = start_broker("127.0.0.1", port, self.directory / "broker.log")
         self.market = Market.build(SCALES[plan.scale], seed)
         self.workers: list[subprocess.Popen[bytes]] = []
-        self.feed = Feed(self.market, seed, start_ts=time.time(), rate=1e6)
+        self.feed = self.new_feed()
 
     def close(self) -> None:
         for worker in self.workers:
@@ -105,26 +108,34 @@ class Lab:
         await t.create_topics(self.bootstrap, topics, partitions=partitions)
         return topics
 
-    async def prepare(self, topics: t.Topics, events: int) -> dict[str, int]:
+    def new_feed(self) -> Feed:
+        """The feed of this run's market and seed, from its first event."""
+        return Feed(self.market, self.seed, start_ts=time.time(), rate=1e6)
+
+    async def prepare(self, topics: t.Topics, events: int,
+                      feed: Feed | None = None) -> dict[str, int]:
         """Reference data, opening prices and ``events`` feed events; returns counts per topic."""
+        feed = feed or self.feed
         reference = [(topic, key.encode(), encode(topic, value))
                      for topic, key, value in self.market.reference_messages()]
         opening = [(topic, key.encode(), encode(topic, value))
-                   for topic, key, value in self.feed.opening_prices()]
+                   for topic, key, value in feed.opening_prices()]
         await self._send(topics, reference + opening)
         counts = {t.PRICES: len(opening)}
-        for topic, n in (await self.extend(topics, events)).items():
+        for topic, n in (await self.extend(topics, events, feed)).items():
             counts[topic] = counts.get(topic, 0) + n
         return counts
 
-    async def extend(self, topics: t.Topics, events: int) -> dict[str, int]:
-        """``events`` more events of the same feed; returns counts per topic."""
+    async def extend(self, topics: t.Topics, events: int,
+                     feed: Feed | None = None) -> dict[str, int]:
+        """``events`` more events of the feed (the lab's by default); returns counts per topic."""
+        feed = feed or self.feed
         counts: dict[str, int] = {}
         sent, started = 0, time.monotonic()
         while sent < events:
             chunk = min(50_000, events - sent)
             messages = []
-            for topic, encoded in self.feed.encoded(chunk).items():
+            for topic, encoded in feed.encoded(chunk).items():
                 counts[topic] = counts.get(topic, 0) + len(encoded)
                 messages += [(topic, key, value) for key, value in encoded]
             await self._send(topics, messages)
@@ -332,14 +343,64 @@ async def _floor(lab: Lab, topics: t.Topics, start: float, end: float) -> list[f
         await consumer.stop()
 
 
-async def latency(lab: Lab, say: Say) -> dict[str, Any]:
-    """Event-to-metric latency at the plan's offered load, from the worker's histogram,
+class Workers:
+    """Worker processes in one consumer group on the same topics."""
+
+    def __init__(self, lab: Lab, topics: t.Topics, name: str, count: int, *flags: str) -> None:
+        spawned = [lab.spawn(topics, f"{name}-{i}", *flags) for i in range(count)]
+        self.processes = [process for process, _ in spawned]
+        self.bases = [base for _, base in spawned]
+
+    def documents(self) -> list[dict[str, Any]] | None:
+        """Every worker's ``/cover2``, or None while one of them has none."""
+        documents = []
+        for base in self.bases:
+            status, body = _get(base + "/cover2")
+            if status != 200:
+                return None
+            documents.append(json.loads(body))
+        return documents
+
+    def settled(self, scenarios: int, partitions: int) -> list[dict[str, Any]] | None:
+        """Every worker's ``/cover2`` once each has the scenarios, its own share of the
+        partitions and the whole result; None until then."""
+        documents = self.documents()
+        if documents is None:
+            return None
+        local = [d["partitions"]["local"] for d in documents]
+        ready = all(d["complete"] and d["scenarios"] == scenarios for d in documents)
+        shared = all(local) and sorted(p for ps in local for p in ps) == list(range(partitions))
+        return documents if ready and shared else None
+
+    def caught_up(self, read: int) -> bool:
+        """Whether the workers have read ``read`` events between them and serve one result."""
+        documents = self.documents()
+        if documents is None:
+            return False
+        counted = sum(sum(d["counts"].values()) - d["counts"]["forwarded"] for d in documents)
+        results = {(d["credit"]["cover2"], d["liquidity"]["cover2"]) for d in documents}
+        return counted >= read and len(results) == 1 and all(d["complete"] for d in documents)
+
+    def histogram(self) -> list[float]:
+        """Cumulative bucket counts of the latency histogram, summed over the workers."""
+        each = [_histogram(_get(base + "/metrics")[1].decode())[0] for base in self.bases]
+        return [sum(counts) for counts in zip(*each, strict=True)]
+
+    def signal(self, signum: signal.Signals) -> None:
+        for process in self.processes:
+            process.send_signal(signum)
+
+    def stop(self) -> None:
+        self.signal(signal.SIGCONT)
+        for process in self.processes:
+            stop_process(process)
+
+
+async def latency(lab: Lab, say: Say, workers: int = 1, partitions: int = 1) -> dict[str, Any]:
+    """Event-to-metric latency at the plan's offered load, from the workers' histograms,
     beside the floor: what a bare consumer of the same topics sees in the same window."""
-    # One worker: one partition a topic. On the embedded broker a fetch across more
-    # partitions comes back later (docs/performance.md); partitions are for more workers.
-    topics = await lab.topics(partitions=1)
-    worker, base = lab.spawn(topics, "latency")
-    await _until(partial(_healthy, base), 60, "the latency worker healthy")
+    topics = await lab.topics(partitions=partitions)
+    group = Workers(lab, topics, f"latency{workers}", workers)
     feed = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "simulate", "--broker", f"kafka://{lab.bootstrap}",
          "--topic-prefix", topics.prefix, "--rate", str(lab.plan.offered), "--scale",
@@ -347,36 +408,79 @@ async def latency(lab: Lab, say: Say) -> dict[str, Any]:
          str(lab.plan.warmup_s + lab.plan.latency_s + 60)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        scenarios = lab.market.scale.scenarios
-
         def ready() -> bool:
-            status, body = _get(base + "/cover2")
-            return status == 200 and json.loads(body)["scenarios"] == scenarios and \
-                json.loads(body)["counts"]["trades"] > 0
+            documents = group.settled(lab.market.scale.scenarios, partitions)
+            return documents is not None and all(d["counts"]["trades"] > 0 for d in documents)
         await _until(ready, 300, "the latency feed flowing")
         start = time.time() + lab.plan.warmup_s
         floor = asyncio.ensure_future(_floor(lab, topics, start, start + lab.plan.latency_s))
         await asyncio.sleep(start - time.time())
-        before, _ = _histogram(_get(base + "/metrics")[1].decode())
+        before = group.histogram()
         say(f"  measuring for {lab.plan.latency_s:g} s at {lab.plan.offered:,.0f} events/s")
         await asyncio.sleep(lab.plan.latency_s)
-        after, _ = _histogram(_get(base + "/metrics")[1].decode())
+        after = group.histogram()
         floor_lags = await floor
     finally:
         stop_process(feed)
-        stop_process(worker)
+        group.stop()
     window = [a - b for a, b in zip(after, before, strict=True)]
+    shape = {"workers": workers, "partitions": partitions, "offered_per_s": lab.plan.offered}
     if not window[-1]:
-        say("  no event became visible during the window: the worker is behind the feed")
-        return {"offered_per_s": lab.plan.offered, "events": 0, "p50": None, "p99": None,
-                "max": None}
+        say("  no event became visible during the window: the workers are behind the feed")
+        return {**shape, "events": 0, "p50": None, "p99": None, "max": None}
     bounds = [*LATENCY_BUCKETS, float("inf")]
     highest = next(bound for bound, count in zip(bounds, window, strict=True)
                    if count >= window[-1])
-    return {"offered_per_s": lab.plan.offered, "events": window[-1],
+    return {**shape, "events": window[-1],
             "p50": _quantile(window, 0.50), "p99": _quantile(window, 0.99), "max": highest,
             "floor": {"events": len(floor_lags), "p50": float(np.percentile(floor_lags, 50)),
                       "p99": float(np.percentile(floor_lags, 99)), "max": max(floor_lags)}}
+
+
+async def catch_up(lab: Lab, workers: int, partitions: int, say: Say) -> list[float]:
+    """Events per second at which ``workers`` workers in one group apply a backlog.
+
+    The workers settle on fresh topics holding the reference data. Each repeat stops
+    them (SIGSTOP), produces the same share of the feed, resumes them (SIGCONT) and
+    times until every event is applied and every worker serves the same Cover-2:
+    the merge of the partition views is inside the time.
+    """
+    topics = await lab.topics(partitions=partitions)
+    feed = lab.new_feed()
+    read = workers * (await lab.prepare(topics, 0, feed))[t.PRICES]  # every worker reads prices
+    # A stopped worker keeps its place in the group: its session outlasts the production.
+    group = Workers(lab, topics, f"catch-up{workers}", workers,
+                    "--session-timeout", "10", "--heartbeat-interval", "3")
+    try:
+        await _until(lambda: group.settled(lab.market.scale.scenarios, partitions), 120,
+                     f"{workers} workers settled in their group")
+        runs = []
+        for _ in range(lab.plan.repeats):
+            group.signal(signal.SIGSTOP)
+            counts = await lab.extend(topics, lab.plan.events // lab.plan.repeats, feed)
+            read += sum(counts.values()) + (workers - 1) * counts[t.PRICES]
+            started = time.monotonic()
+            group.signal(signal.SIGCONT)
+            await _until(partial(group.caught_up, read), 300, "the backlog applied",
+                         interval=0.02)
+            runs.append(sum(counts.values()) / (time.monotonic() - started))
+            say(f"  {workers} worker{'s' if workers > 1 else ''}: {runs[-1]:,.0f} events/s")
+        return runs
+    finally:
+        group.stop()
+
+
+async def scale_out(lab: Lab, say: Say) -> list[dict[str, Any]]:
+    """One and two workers on the same layout of topics: catch-up throughput and latency."""
+    rows: list[dict[str, Any]] = []
+    for workers in (1, 2):
+        runs = await catch_up(lab, workers, SCALE_OUT_PARTITIONS, say)
+        rows.append({"workers": workers, "partitions": SCALE_OUT_PARTITIONS,
+                     "events_per_s": statistics.median(runs), "runs": runs,
+                     "latency_s": await latency(lab, say, workers, SCALE_OUT_PARTITIONS)})
+    for row in rows:
+        row["ratio"] = row["events_per_s"] / rows[0]["events_per_s"]
+    return rows
 
 
 async def startup(lab: Lab) -> float:
@@ -451,7 +555,11 @@ async def run(plan: Plan, seed: int, say: Say) -> dict[str, Any]:
         say("throughput (each row reads the same prepared topics)")
         rows = await throughput_rows(lab, topics, hot)
         say("latency")
+        # One worker: one partition a topic. On the embedded broker a fetch across more
+        # partitions comes back later (docs/performance.md); partitions are for more workers.
         latency_result = await latency(lab, say)
+        say(f"scale-out: one and two workers on {SCALE_OUT_PARTITIONS} partitions a topic")
+        scale_out_rows = await scale_out(lab, say)
         say("start-up")
         startup_s = await startup(lab)
         say("restart after kill -9")
@@ -459,9 +567,29 @@ async def run(plan: Plan, seed: int, say: Say) -> dict[str, Any]:
         return {"scale": {"name": plan.scale, "members": scale.members, "groups": scale.groups,
                           "instruments": scale.instruments, "scenarios": scale.scenarios},
                 "events": hot, "rows": rows, "latency_s": latency_result,
+                "scale_out": scale_out_rows,
                 "startup_s": startup_s, "restart_s": restart_s, "peak_rss_bytes": peak}
     finally:
         lab.close()
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1e3:.1f}"
+
+
+def _scale_out_table(rows: list[dict[str, Any]]) -> list[str]:
+    partitions = rows[0]["partitions"]
+    offered = rows[0]["latency_s"]["offered_per_s"]
+    lines = ["", f"scale-out, {partitions} partitions a topic: catch-up of a backlog, and "
+                 f"latency at {offered:,.0f} events/s offered",
+             f"{'workers':<8} {'events/s':>12} {'vs one':>7} {'p50 ms':>8} {'p99 ms':>8} "
+             f"{'floor p99 ms':>13}"]
+    for row in rows:
+        lat = row["latency_s"]
+        floor = lat.get("floor", {}).get("p99")
+        lines.append(f"{row['workers']:<8} {row['events_per_s']:>12,.0f} {row['ratio']:>7.3f} "
+                     f"{_ms(lat['p50']):>8} {_ms(lat['p99']):>8} {_ms(floor):>13}")
+    return [*lines, ""]
 
 
 def table(result: dict[str, Any]) -> str:
@@ -477,6 +605,7 @@ def table(result: dict[str, Any]) -> str:
               (f"  floor, a bare consumer of the same topics: p50 "
                f"{lat['floor']['p50'] * 1e3:.1f} ms, p99 {lat['floor']['p99'] * 1e3:.1f} ms, "
                f"max {lat['floor']['max'] * 1e3:.0f} ms" if lat.get("floor") else ""),
+              *_scale_out_table(result["scale_out"]),
               f"start-up to healthy: {result['startup_s']:.2f} s",
               f"restart after kill -9 to healthy and caught up: {result['restart_s']:.2f} s",
               f"peak RSS of the worker: {result['peak_rss_bytes'] / 2**20:,.0f} MiB"]

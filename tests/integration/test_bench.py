@@ -25,6 +25,10 @@ def test_the_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     assert result["scale"]["members"] > 0 and result["events"] > 0
     latency = result["latency_s"]
     assert latency["events"] > 0 and 0 < latency["p50"] <= latency["p99"] <= latency["max"]
+    scale_out = result["scale_out"]
+    assert [row["workers"] for row in scale_out] == [1, 2] and scale_out[0]["ratio"] == 1.0
+    assert all(row["events_per_s"] > 0 and row["latency_s"]["events"] > 0 for row in scale_out)
     assert result["startup_s"] > 0 and result["restart_s"] > 0
     assert result["peak_rss_bytes"] > 0
-    assert "per-event faust" in run.stdout and "restart after kill -9" in run.stdout
+    assert all(part in run.stdout
+               for part in ("per-event faust", "scale-out", "restart after kill -9"))
