@@ -291,15 +291,14 @@ async def throughput_rows(lab: Lab, topics: t.Topics, total: int) -> list[dict[s
     return rows
 
 
-def _histogram(metrics: str) -> tuple[list[float], float]:
-    """Cumulative bucket counts of the latency histogram, and its count."""
+def _histogram(metrics: str) -> list[float]:
+    """Cumulative bucket counts of the latency histogram, lowest bound first."""
     buckets = {}
     for line in metrics.splitlines():
         if line.startswith("ccp_event_latency_seconds_bucket"):
             bound = line.split('le="')[1].split('"')[0]
             buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
-    bounds = sorted(buckets)
-    return [buckets[b] for b in bounds], buckets[bounds[-1]]
+    return [buckets[bound] for bound in sorted(buckets)]
 
 
 def _quantile(counts: list[float], q: float) -> float:
@@ -383,7 +382,7 @@ class Workers:
 
     def histogram(self) -> list[float]:
         """Cumulative bucket counts of the latency histogram, summed over the workers."""
-        each = [_histogram(_get(base + "/metrics")[1].decode())[0] for base in self.bases]
+        each = [_histogram(_get(base + "/metrics")[1].decode()) for base in self.bases]
         return [sum(counts) for counts in zip(*each, strict=True)]
 
     def signal(self, signum: signal.Signals) -> None:
