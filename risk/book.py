@@ -108,6 +108,8 @@ class Book:
         settlement, ``sum of quantity x trade price``: a multiplier values the whole
         position whenever it arrives, so the book does not depend on the order of
         reference data and trades
+    settled : (member capacity, instrument capacity) what settlements added to ``cost``:
+        ``cost`` is the trades' ``sum of quantity x trade price`` plus ``settled``
     initial_margin, cash : (member capacity,) post-haircut collateral and its cash part
     """
 
@@ -116,6 +118,7 @@ class Book:
         self.n_instruments = 0
         self.position: FloatArray = np.zeros((0, 0))
         self.cost: FloatArray = np.zeros((0, 0))
+        self.settled: FloatArray = np.zeros((0, 0))
         self.multiplier: FloatArray = np.ones(0)
         self.mark: FloatArray = np.zeros(0)
         self.has_mark: BoolArray = np.zeros(0, dtype=np.bool_)
@@ -130,6 +133,7 @@ class Book:
         """Make room for ``n_members`` members and ``n_instruments`` instruments."""
         self.position = grown(grown(self.position, n_members, 0, 0.0), n_instruments, 1, 0.0)
         self.cost = grown(grown(self.cost, n_members, 0, 0.0), n_instruments, 1, 0.0)
+        self.settled = grown(grown(self.settled, n_members, 0, 0.0), n_instruments, 1, 0.0)
         self.multiplier = grown(self.multiplier, n_instruments, 0, 1.0)
         self.mark = grown(self.mark, n_instruments, 0, 0.0)
         self.has_mark = grown(self.has_mark, n_instruments, 0, False)
@@ -218,6 +222,7 @@ class Book:
         """Drop ``members``' positions, variation margin and collateral."""
         self.position[members] = 0.0
         self.cost[members] = 0.0
+        self.settled[members] = 0.0
         for array in (self.variation_margin, self.initial_margin, self.cash):
             array[members] = 0.0
         self.collateral_ts[members] = -np.inf
@@ -227,4 +232,15 @@ class Book:
         positions now cost what they are marked at."""
         self.variation_margin[members] = 0.0
         n = self.n_instruments
-        self.cost[members, :n] = self.position[members, :n] * self.mark[:n]
+        marked = self.position[members, :n] * self.mark[:n]
+        self.settled[members, :n] += marked - self.cost[members, :n]
+        self.cost[members, :n] = marked
+
+    def add_settled(self, members: IndexArray, instruments: IndexArray,
+                    amount: FloatArray) -> None:
+        """Add what earlier settlements added to the cost of distinct (member, instrument)
+        pairs, as settled elsewhere: the pairs' VM falls by ``multiplier x amount``."""
+        self.cost[members, instruments] += amount
+        self.settled[members, instruments] += amount
+        self.variation_margin[: self.n_members] -= np.bincount(
+            members, self.multiplier[instruments] * amount, minlength=self.n_members)

@@ -28,7 +28,7 @@ from risk.cover import (
 )
 from risk.ids import Ids, grown
 from risk.liquidity import provided_by_group, qualifying_by_type
-from risk.merge import GroupTotals, PartitionView, merge
+from risk.merge import GroupTotals, PartitionView, Settled, merge
 from risk.model import (
     BoolArray,
     Collateral,
@@ -74,6 +74,8 @@ class Ccp:
         ``max(0, loss + settlement_obligation - cash)``
     home : (member capacity,) each member's home partition, ``home_of(member)``
     owned : the home partitions whose members this CCP holds
+    rebuilding : owned partitions whose members are still being rebuilt (by replay):
+        they are not called, and settlements leave them alone
     views : every owned partition's members summed per group
     """
 
@@ -97,6 +99,7 @@ class Ccp:
         self.home_of = home_of
         self.home: IndexArray = np.zeros(0, dtype=np.intp)
         self.owned: frozenset[int] = frozenset({0})
+        self.rebuilding: frozenset[int] = frozenset()
         self.views: dict[int, PartitionView] = {}
         self._held: BoolArray = np.zeros(0, dtype=np.bool_)
         self._touched: BoolArray = np.zeros(0, dtype=np.bool_)
@@ -162,6 +165,7 @@ class Ccp:
             self.home_of = home_of
             self.home[:n] = list(map(home_of, self.members.names))
         self.owned = frozenset(partitions)
+        self.rebuilding &= self.owned
         held = np.isin(self.home[:n], list(self.owned))
         released = np.flatnonzero(self._held[:n] & ~held)
         self._held[:n] = held
@@ -271,11 +275,36 @@ class Ccp:
         self._touch(changed)
         return stale
 
-    def settle(self, member: str | None) -> None:
-        """Variation margin was settled, by one member or (None) by every member."""
+    def settle(self, member: str | None, partitions: Collection[int] | None = None) -> None:
+        """Variation margin was settled, by one member or (None) by every member.
+
+        Members of partitions being rebuilt are left out, and so are members outside
+        ``partitions`` if given.
+        """
         members = (np.arange(len(self.members)) if member is None
                    else self._member_indices([member]))
+        if self.rebuilding:
+            members = members[~np.isin(self.home[members], list(self.rebuilding))]
+        if partitions is not None:
+            members = members[np.isin(self.home[members], list(partitions))]
         self.book.settle(members)
+        self._touch(members)
+
+    def settled(self, partition: int) -> Settled:
+        """What settlements added to the cost of the positions of ``partition``'s members."""
+        n = len(self.members)
+        members = np.flatnonzero(self._held[:n] & (self.home[:n] == partition))
+        rows, columns = np.nonzero(self.book.settled[members, :len(self.instruments)])
+        names, instruments = self.members.names, self.instruments.names
+        return Settled(tuple(names[m] for m in members[rows].tolist()),
+                       tuple(instruments[j] for j in columns.tolist()),
+                       self.book.settled[members[rows], columns])
+
+    def adopt(self, settled: Settled) -> None:
+        """Add what a partition's previous owner's settlements added to its positions' cost."""
+        members = self._member_indices(settled.members)
+        self.book.add_settled(members, self._instrument_indices(settled.instruments),
+                              settled.amount)
         self._touch(members)
 
     def recompute(self) -> None:
@@ -380,12 +409,10 @@ class Ccp:
             need=frozen(self._need_by_bucket[rows].copy()),
             margin_level=frozen(margin_level[rows].copy()))
 
-    def refresh(self, now: float, calling: Collection[int] | None = None
-                ) -> tuple[list[int], list[MarginCall]]:
+    def refresh(self, now: float) -> tuple[list[int], list[MarginCall]]:
         """Bring every held result up to date; ``now`` is the batch's event time.
 
-        ``calling`` are the home partitions whose members may be called (every owned
-        one by default); the others' members are decided as under every level.
+        Members of partitions being rebuilt are decided as under every level.
         Returns the owned partitions whose view changed, and the margin calls to issue.
         """
         partitions = sorted(self._refresh_buckets(self._refresh_members()))
@@ -396,8 +423,8 @@ class Ccp:
             by_bucket = np.zeros(len(buckets), dtype=np.intp)
             np.maximum.at(by_bucket, buckets.of_member, level)
             self.views.update({p: self._view(p, by_bucket) for p in partitions})
-        if calling is not None and not self.owned <= set(calling):
-            level = np.where(np.isin(self.home[:n_m], list(calling)), level, NONE)
+        if self.rebuilding:
+            level = np.where(np.isin(self.home[:n_m], list(self.rebuilding)), NONE, level)
         calls = self.desk.decide(
             self.worst_exposure[:n_m], level, self.worst_scenario[:n_m], self.members.names,
             self.group_of_member, tuple(self.stress.scenarios.names), now)

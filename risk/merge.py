@@ -11,12 +11,32 @@ partition is counted from exactly one view.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from risk.cover import Groups
 from risk.model import FloatArray, IndexArray
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What settlements added to the cost of one partition's positions.
+
+    A partition's next owner rebuilds positions by replaying trades, and adds
+    these amounts to land on the same variation margin as the previous owner.
+
+    Attributes
+    ----------
+    members, instruments : (n,) the ids of each (member, instrument) pair
+    amount : (n,) cost added, contracts x price
+    through : the first offset not included, per partition of the settlements topic
+    """
+
+    members: tuple[str, ...]
+    instruments: tuple[str, ...]
+    amount: FloatArray
+    through: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -33,6 +53,8 @@ class PartitionView:
     members : each group's members in the partition
     exposure, need : (groups, scenarios) credit exposure and liquidity need
     margin_level : (groups,) the highest margin-call level a member is over
+    settled : what settlements added to the partition's positions' cost, for its
+        next owner; None inside one process
     """
 
     partition: int
@@ -43,6 +65,7 @@ class PartitionView:
     exposure: FloatArray
     need: FloatArray
     margin_level: IndexArray
+    settled: Settled | None = None
 
     def includes(self, other: PartitionView) -> bool:
         """Whether this view has every input of ``other`` (is at least as far on)."""
@@ -75,9 +98,8 @@ def aligned(view: PartitionView, scenarios: Sequence[str]) -> PartitionView | No
         return None
     column = {name: s for s, name in enumerate(view.scenarios)}
     order = np.array([column[name] for name in scenarios], dtype=np.intp)
-    return PartitionView(view.partition, view.offsets, tuple(scenarios), view.groups,
-                         view.members, view.exposure[:, order], view.need[:, order],
-                         view.margin_level)
+    return replace(view, scenarios=tuple(scenarios), exposure=view.exposure[:, order],
+                   need=view.need[:, order])
 
 
 def merge(views: Iterable[PartitionView], scenarios: tuple[str, ...]) -> GroupTotals:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from operator import attrgetter
@@ -53,6 +54,8 @@ from streams.partitioning import HomePartition
 MEMBER_KEYED = (t.TRADES, t.COLLATERAL)
 # Separates member and trade id in the ledger of applied trades.
 LEDGER_SEP = "\x1f"
+# How many of the latest settlements a worker remembers for the partitions it takes over.
+SETTLEMENTS_KEPT = 10_000
 
 
 class Record(Protocol):
@@ -119,6 +122,10 @@ class MonitorState:
     offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     tally: Tally = field(default_factory=Tally)
     event_clock: float = -math.inf
+    # The latest settlements read, as (partition, offset, member or None for everyone):
+    # a partition taken over settles those its previous owner's view does not include.
+    settlements: deque[tuple[int, int, str | None]] = field(
+        default_factory=lambda: deque(maxlen=SETTLEMENTS_KEPT))
 
 
 _MEMBER, _TRADE_ID, _INSTRUMENT = attrgetter("member"), attrgetter("trade_id"), \
@@ -298,7 +305,9 @@ class Monitor:
         elif isinstance(message, Tombstone):
             ccp.remove_scenario(message.key)
         elif isinstance(message, SettlementMessage):
-            ccp.settle(None if message.member == "*" else message.member)
+            member = None if message.member == "*" else message.member
+            self.state.settlements.append((record.partition, record.offset, member))
+            ccp.settle(member)
         elif isinstance(message, MemberMessage):
             ccp.upsert_member(message.to_model())
         elif isinstance(message, InstrumentMessage):
@@ -340,6 +349,7 @@ class Monitor:
         self._homes = Homes(home_of)
         self.group_size = group_size
         self._taken_over &= partitions
+        self._take_over()
         self._unpublished = set(partitions)
         self._dirty = True
 
@@ -354,20 +364,41 @@ class Monitor:
         return tuple(self.next_offset(self.topics.name(kind), partition)
                      for kind in MEMBER_KEYED)
 
+    def _settlement_offsets(self) -> dict[int, int]:
+        settlements = self.topics.name(t.SETTLEMENTS)
+        return {p: offset for (topic, p), offset in self.state.offsets.items()
+                if topic == settlements}
+
     def _take_over(self) -> set[int]:
-        """Owned partitions whose own view now counts: it includes the last one received."""
-        for p in self.state.ccp.owned - self._taken_over:
+        """Owned partitions whose own view now counts: it includes the last one received.
+
+        The other owned partitions are rebuilding. Taking one over adds what the
+        previous owner's settlements added to its positions' cost, then applies the
+        settlements that owner's view does not include.
+        """
+        ccp = self.state.ccp
+        for p in ccp.owned - self._taken_over:
             remote = self.remote.get(p)
             if remote is None or reaches(self._offsets_of(p), remote.offsets):
                 self._taken_over.add(p)
+                ccp.rebuilding = ccp.owned - self._taken_over
+                if remote is not None and remote.settled is not None:
+                    ccp.adopt(remote.settled)
+                    for partition, offset, member in self.state.settlements:
+                        if offset >= remote.settled.through.get(partition, 0):
+                            ccp.settle(member, {p})
+        ccp.rebuilding = ccp.owned - self._taken_over
         return self._taken_over
 
     def views_to_publish(self) -> list[PartitionView]:
-        """Own views changed since last asked, with the input offsets they include."""
+        """Own views changed since last asked, with the input offsets they include and
+        what settlements added to their positions' cost."""
         ready = sorted(self._unpublished & self._taken_over)
         self._unpublished -= set(ready)
-        views = self.state.ccp.views
-        return [replace(views[p], offsets=self._offsets_of(p)) for p in ready if p in views]
+        ccp, through = self.state.ccp, self._settlement_offsets()
+        return [replace(ccp.views[p], offsets=self._offsets_of(p),
+                        settled=replace(ccp.settled(p), through=through))
+                for p in ready if p in ccp.views]
 
     def _merged(self, now: float) -> Snapshot:
         ccp = self.state.ccp
@@ -397,7 +428,8 @@ class Monitor:
         if not self._dirty:
             return []
         ccp = self.state.ccp
-        changed, calls = ccp.refresh(self.state.event_clock, self._take_over())
+        self._take_over()
+        changed, calls = ccp.refresh(self.state.event_clock)
         self._unpublished.update(changed)
         self.snapshot = self._merged(self.state.event_clock)
         self.refreshed_at = time.time()

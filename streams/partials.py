@@ -2,7 +2,8 @@
 
 A message is one partition's view, whole: a small JSON header (who sent it,
 the partition, the input offsets it includes, the scenario, group and member
-ids) and then the exposure and need matrices as little-endian float64.
+ids) and then the exposure and need matrices as little-endian float64, and
+what settlements added to the partition's positions' cost, for its next owner.
 Whole views, not changes, so that a reader needs only the latest view of a
 partition, and a new owner's view replaces the old owner's at once.
 
@@ -23,7 +24,7 @@ import msgspec
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from risk.merge import PartitionView
+from risk.merge import PartitionView, Settled
 from streams import topics as t
 from streams.monitor import Monitor
 from streams.settings import Settings
@@ -34,7 +35,9 @@ _LENGTH = struct.Struct(">I")
 
 
 class Header(msgspec.Struct, frozen=True):
-    """Everything of a view but its matrices."""
+    """Everything of a view but its arrays; ``through`` is None when it carries no
+    settlements, else the settlements' ``through`` with their distinct member and
+    instrument ids and how many (member, instrument) pairs follow the matrices."""
 
     group_id: str
     sender: str
@@ -44,15 +47,37 @@ class Header(msgspec.Struct, frozen=True):
     groups: tuple[str, ...]
     members: tuple[tuple[str, ...], ...]
     margin_level: tuple[int, ...]
+    through: dict[int, int] | None = None
+    settled_members: tuple[str, ...] = ()
+    settled_instruments: tuple[str, ...] = ()
+    settled_pairs: int = 0
+
+
+def _numbered(names: tuple[str, ...]) -> tuple[tuple[str, ...], bytes]:
+    """Distinct ``names``, and each name's number among them as little-endian int32."""
+    distinct = tuple(dict.fromkeys(names))
+    number = {name: i for i, name in enumerate(distinct)}
+    return distinct, np.fromiter(map(number.__getitem__, names), dtype="<i4",
+                                 count=len(names)).tobytes()
 
 
 def encode_view(view: PartitionView, group_id: str, sender: str) -> bytes:
-    """One message: header length, header, exposure, need."""
+    """One message: header length, header, exposure, need, then the settled pairs:
+    member numbers, instrument numbers, amounts."""
+    settled, arrays = view.settled, [view.exposure.astype("<f8").tobytes(),
+                                     view.need.astype("<f8").tobytes()]
+    through, pairs = None, 0
+    members: tuple[str, ...] = ()
+    instruments: tuple[str, ...] = ()
+    if settled is not None:
+        through, pairs = settled.through, len(settled.amount)
+        members, member_numbers = _numbered(settled.members)
+        instruments, instrument_numbers = _numbered(settled.instruments)
+        arrays += [member_numbers, instrument_numbers, settled.amount.astype("<f8").tobytes()]
     header = msgspec.json.encode(Header(
         group_id, sender, view.partition, view.offsets, view.scenarios, view.groups,
-        view.members, tuple(view.margin_level.tolist())))
-    return b"".join((_LENGTH.pack(len(header)), header, view.exposure.astype("<f8").tobytes(),
-                     view.need.astype("<f8").tobytes()))
+        view.members, tuple(view.margin_level.tolist()), through, members, instruments, pairs))
+    return b"".join((_LENGTH.pack(len(header)), header, *arrays))
 
 
 def decode_view(value: bytes) -> tuple[Header, PartitionView]:
@@ -63,14 +88,29 @@ def decode_view(value: bytes) -> tuple[Header, PartitionView]:
     except (struct.error, msgspec.DecodeError) as error:
         raise ValueError(f"not a partition view: {error}") from None
     shape = (len(header.groups), len(header.scenarios))
-    matrices = np.frombuffer(value, dtype="<f8", offset=4 + length).astype(np.float64)
-    if matrices.size != 2 * shape[0] * shape[1] or len(header.members) != shape[0] \
+    start, cells, pairs = 4 + length, 2 * shape[0] * shape[1], header.settled_pairs
+    if len(value) != start + 8 * cells + 16 * pairs or len(header.members) != shape[0] \
             or len(header.margin_level) != shape[0]:
         raise ValueError("not a partition view: sizes do not match the header")
-    exposure, need = matrices.reshape((2, *shape))
+    exposure, need = np.frombuffer(value, "<f8", cells, start).astype(np.float64).reshape(
+        (2, *shape))
+    settled = None
+    if header.through is not None:
+        start += 8 * cells
+        member_numbers = np.frombuffer(value, "<i4", pairs, start)
+        instrument_numbers = np.frombuffer(value, "<i4", pairs, start + 4 * pairs)
+        amount = np.frombuffer(value, "<f8", pairs, start + 8 * pairs).astype(np.float64)
+        if min(member_numbers.min(initial=0), instrument_numbers.min(initial=0)) < 0 \
+                or member_numbers.max(initial=-1) >= len(header.settled_members) \
+                or instrument_numbers.max(initial=-1) >= len(header.settled_instruments):
+            raise ValueError("not a partition view: a settled pair names no id")
+        settled = Settled(tuple(header.settled_members[i] for i in member_numbers.tolist()),
+                          tuple(header.settled_instruments[i]
+                                for i in instrument_numbers.tolist()),
+                          amount, header.through)
     return header, PartitionView(header.partition, header.offsets, header.scenarios,
                                  header.groups, header.members, exposure, need,
-                                 np.array(header.margin_level, dtype=np.intp))
+                                 np.array(header.margin_level, dtype=np.intp), settled)
 
 
 class Partials(mode.Service):

@@ -24,7 +24,7 @@ from streams.outputs import Outputs
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2
+FORMAT = 3
 
 
 @dataclass(frozen=True)

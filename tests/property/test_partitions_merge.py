@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from risk.ccp import Ccp
 from risk.merge import PartitionView, aligned, merge
-from risk.model import Prices
+from risk.model import Member, Prices, Scenario
 from risk.reference import PlainCcp, snapshot
 from risk.snapshot import Snapshot
 from tests.property import strategies as s
@@ -83,29 +83,37 @@ def test_merged_partition_views_equal_full_recompute(steps: list[tuple[object, b
     assert_same(merged(ccps), snapshot(plain))
 
 
-def path_independent(step: object) -> bool:
-    """Steps a new owner's replay reproduces: not settlements, which apply to positions
-    as they stand when the settlement arrives."""
-    return not isinstance(step, s.Settle)
+# M1 gains 1,000 on I0, which is settled before M1's partition moves: without the
+# previous owner's settlement, the new owner would count the gain again.
+SETTLED_THEN_MOVED = (
+    [(Member("M1", "G0", 0.0, 0.0), False), (Scenario("S0", {"I0": -0.5}, 0.0), False),
+     ([s.Trade("M1", "I0", 10.0, 100.0)], False), ([s.Price("I0", 200.0, 5.0)], False),
+     (s.Settle(None), False), ([s.Price("I0", 100.0, 6.0)], False)],
+    {m: int(m == "M1") for m in s.MEMBERS}, [0, 0, 0, 0], [0, 1, 0, 0], 5)
 
 
 @settings(max_examples=200, deadline=None)
 @given(s.steps, homes, owners, owners, st.integers(0, 13))
+@example(*SETTLED_THEN_MOVED)
 def test_partitions_that_move_are_rebuilt_by_replay(steps: list[tuple[object, bool]],
                                                     home: dict[str, int], before: list[int],
                                                     after: list[int], cut: int) -> None:
+    """A new owner replays the partition's trades and collateral, and adds what the
+    previous owner's settlements added to the positions' cost."""
     ccps, plain = workers(home, before), PlainCcp()
     first_prices(ccps, plain)
     history: list[object] = []
-    steps = [(step, publish) for step, publish in steps if path_independent(step)]
     for i, (step, _) in enumerate(steps):
         if i == cut:
+            handed = {p: ccps[before[p]].settled(p) for p in range(N_PARTITIONS)}
             for w, ccp in enumerate(ccps):
                 gained = {p for p, o in enumerate(after) if o == w} - ccp.owned
                 ccp.own({p for p, o in enumerate(after) if o == w})
                 replay = [e for e in history if not isinstance(e, s.Price)
                           and home[e.member] in gained]  # type: ignore[attr-defined]
                 apply_hot(ccp, PlainCcp(), replay)
+                for p in gained:
+                    ccp.adopt(handed[p])
         if isinstance(step, list):
             history += step
         apply_step(ccps, plain, home, step)

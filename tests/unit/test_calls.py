@@ -52,9 +52,10 @@ def test_members_of_a_partition_still_catching_up_are_called_once_it_counts() ->
     ccp.desk.policy = POLICY
     ccp.own({0, 1}, {"A": 0, "B": 1}.__getitem__)
 
-    def called(now: float, calling: set[int]) -> list[tuple[str, float]]:
-        return [(c.member, c.amount) for c in ccp.refresh(now, calling)[1]]
+    def called(now: float, rebuilding: set[int]) -> list[tuple[str, float]]:
+        ccp.rebuilding = frozenset(rebuilding)
+        return [(c.member, c.amount) for c in ccp.refresh(now)[1]]
 
-    assert called(0.0, {0}) == [("A", 60.0)]
-    assert called(1.0, {0}) == []  # B's partition is still being rebuilt
-    assert called(2.0, {0, 1}) == [("B", 70.0)]  # over its level when it starts to count
+    assert called(0.0, {1}) == [("A", 60.0)]
+    assert called(1.0, {1}) == []  # B's partition is still being rebuilt
+    assert called(2.0, set()) == [("B", 70.0)]  # over its level when it starts to count

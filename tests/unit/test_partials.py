@@ -1,0 +1,63 @@
+"""Partition views on the wire: what is decoded is what was encoded, or a clear error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from risk.merge import PartitionView, Settled
+from streams.partials import decode_view, encode_view
+
+names = st.sampled_from(["A", "B", "C", "é"])
+
+
+@st.composite
+def views(draw: st.DrawFn) -> PartitionView:
+    n_groups, n_scenarios = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    finite = st.floats(-1e12, 1e12, allow_nan=False)
+    matrix = st.lists(finite, min_size=n_groups * n_scenarios,
+                      max_size=n_groups * n_scenarios).map(
+        lambda cells: np.array(cells, dtype=np.float64).reshape(n_groups, n_scenarios))
+    pairs = draw(st.integers(0, 5))
+    settled = draw(st.none() | st.builds(
+        Settled, st.lists(names, min_size=pairs, max_size=pairs).map(tuple),
+        st.lists(names, min_size=pairs, max_size=pairs).map(tuple),
+        st.lists(finite, min_size=pairs, max_size=pairs).map(np.array),
+        st.dictionaries(st.integers(0, 3), st.integers(0, 10**12))))
+    return PartitionView(
+        draw(st.integers(0, 7)), tuple(draw(st.lists(st.integers(0, 10**12), max_size=2))),
+        tuple(f"S{s}" for s in range(n_scenarios)), tuple(f"G{g}" for g in range(n_groups)),
+        tuple(tuple(draw(st.lists(names, max_size=2))) for _ in range(n_groups)),
+        draw(matrix), draw(matrix),
+        np.array(draw(st.lists(st.integers(0, 2), min_size=n_groups, max_size=n_groups)),
+                 dtype=np.intp), settled)
+
+
+@settings(max_examples=200, deadline=None)
+@given(views())
+def test_a_view_decodes_to_what_was_encoded(view: PartitionView) -> None:
+    header, decoded = decode_view(encode_view(view, "cover2", "w1"))
+    assert (header.group_id, header.sender) == ("cover2", "w1")
+    for field in ("partition", "offsets", "scenarios", "groups", "members"):
+        assert getattr(decoded, field) == getattr(view, field)
+    np.testing.assert_array_equal(decoded.exposure, view.exposure)
+    np.testing.assert_array_equal(decoded.need, view.need)
+    np.testing.assert_array_equal(decoded.margin_level, view.margin_level)
+    if view.settled is None:
+        assert decoded.settled is None
+    else:
+        assert decoded.settled is not None
+        assert (decoded.settled.members, decoded.settled.instruments, decoded.settled.through) \
+            == (view.settled.members, view.settled.instruments, view.settled.through)
+        np.testing.assert_array_equal(decoded.settled.amount, view.settled.amount)
+
+
+def test_a_message_that_is_not_a_view_is_refused() -> None:
+    view = PartitionView(0, (1, 2), ("S",), ("G",), (("A",),), np.ones((1, 1)), np.ones((1, 1)),
+                         np.zeros(1, dtype=np.intp), Settled(("A",), ("I",), np.ones(1), {0: 3}))
+    encoded = encode_view(view, "cover2", "w1")
+    for broken in (b"", b"\x00\x00\x00\x05{}", encoded[:-1], encoded + b"\x00"):
+        with pytest.raises(ValueError, match="not a partition view"):
+            decode_view(broken)
