@@ -76,9 +76,10 @@ def create_app(settings: Settings, store: StateStore) -> faust.App:
         stream_wait_empty=False,
     )
     outputs = Outputs(settings)
-    ingest = Ingest(settings, monitor, outputs)
+    partials = Partials(settings, monitor)
+    ingest = Ingest(settings, monitor, outputs, partials.hand_over)
     app.add_dependency(outputs)
-    app.add_dependency(Partials(settings, monitor))  # reads views before the group is joined
+    app.add_dependency(partials)  # reads views before the group is joined
     app.add_dependency(ingest)
     app.add_dependency(StateKeeper(store, monitor.state, outputs, settings.snapshot_interval))
     registry = CollectorRegistry()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import mode
@@ -46,6 +47,10 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         log.info("partitions revoked: %s", sorted(map(str, revoked)))
+        ingest = self.ingest
+        if ingest.monitor.dirty:
+            await ingest.outputs.send(Effects(calls=ingest.monitor.refresh()))
+        await ingest.hand_over()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         ingest = self.ingest
@@ -72,11 +77,12 @@ class Ingest(mode.Service):
     prices: AIOKafkaConsumer | None
 
     def __init__(self, settings: Settings, monitor: Monitor, outputs: Outputs,
-                 **kwargs: Any) -> None:
+                 hand_over: Callable[[], Awaitable[None]], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.monitor = monitor
         self.outputs = outputs
+        self.hand_over = hand_over  # publishes this worker's views as the group rebalances
         self.consumer = self.prices = None
         self.assignor = CoPartitionedAssignor()
         self.member_keyed = t.Topics(settings.topic_prefix).names((t.TRADES, t.COLLATERAL))

@@ -56,6 +56,9 @@ MEMBER_KEYED = (t.TRADES, t.COLLATERAL)
 LEDGER_SEP = "\x1f"
 # How many of the latest settlements a worker remembers for the partitions it takes over.
 SETTLEMENTS_KEPT = 10_000
+# How long a worker that gains a partition waits for the previous owner's view of it
+# (handed over as the group rebalances) before counting the partition from scratch.
+HANDOVER_WAIT_S = 1.0
 
 
 class Record(Protocol):
@@ -126,6 +129,8 @@ class MonitorState:
     # a partition taken over settles those its previous owner's view does not include.
     settlements: deque[tuple[int, int, str | None]] = field(
         default_factory=lambda: deque(maxlen=SETTLEMENTS_KEPT))
+    # Per partition taken over from another worker, the settlement offsets its view included.
+    settled_through: dict[int, dict[int, int]] = field(default_factory=dict)
 
 
 _MEMBER, _TRADE_ID, _INSTRUMENT = attrgetter("member"), attrgetter("trade_id"), \
@@ -159,6 +164,7 @@ class Monitor:
         self._homes = Homes(self.state.ccp.home_of) \
             if isinstance(self.state.ccp.home_of, HomePartition) else None
         self._taken_over: set[int] = set()
+        self._assigned_at = 0.0
         self._unpublished: set[int] = set()
         self._pending_ts: list[np.ndarray] = []
         self._dirty = True
@@ -170,8 +176,9 @@ class Monitor:
 
     @property
     def dirty(self) -> bool:
-        """Whether anything was applied since the last refresh."""
-        return self._dirty
+        """Whether anything was applied since the last refresh, or a partition is
+        being rebuilt (a refresh is when it is taken over)."""
+        return self._dirty or bool(self.state.ccp.rebuilding)
 
     def next_offset(self, topic: str, partition: int) -> int:
         """The first offset of ``topic``/``partition`` the state does not include."""
@@ -307,7 +314,7 @@ class Monitor:
         elif isinstance(message, SettlementMessage):
             member = None if message.member == "*" else message.member
             self.state.settlements.append((record.partition, record.offset, member))
-            ccp.settle(member)
+            self._settle(record.partition, record.offset, member, ccp.owned)
         elif isinstance(message, MemberMessage):
             ccp.upsert_member(message.to_model())
         elif isinstance(message, InstrumentMessage):
@@ -344,11 +351,13 @@ class Monitor:
             self.state.ledger = {key for key in self.state.ledger
                                  if key.partition(LEDGER_SEP)[0] not in gone}
         for p in set(range(count)) - partitions:
+            self.state.settled_through.pop(p, None)
             for kind in MEMBER_KEYED:
                 self.state.offsets.pop((self.topics.name(kind), p), None)
         self._homes = Homes(home_of)
         self.group_size = group_size
         self._taken_over &= partitions
+        self._assigned_at = time.monotonic()
         self._take_over()
         self._unpublished = set(partitions)
         self._dirty = True
@@ -364,6 +373,14 @@ class Monitor:
         return tuple(self.next_offset(self.topics.name(kind), partition)
                      for kind in MEMBER_KEYED)
 
+    def _settle(self, partition: int, offset: int, member: str | None,
+                partitions: Iterable[int]) -> None:
+        """Apply a settlement to the members of those ``partitions`` that do not include it."""
+        through = self.state.settled_through
+        due = [p for p in partitions if offset >= through.get(p, {}).get(partition, 0)]
+        if due:
+            self.state.ccp.settle(member, due)
+
     def _settlement_offsets(self) -> dict[int, int]:
         settlements = self.topics.name(t.SETTLEMENTS)
         return {p: offset for (topic, p), offset in self.state.offsets.items()
@@ -372,28 +389,32 @@ class Monitor:
     def _take_over(self) -> set[int]:
         """Owned partitions whose own view now counts: it includes the last one received.
 
-        The other owned partitions are rebuilding. Taking one over adds what the
-        previous owner's settlements added to its positions' cost, then applies the
-        settlements that owner's view does not include.
+        The other owned partitions are rebuilding. A partition nobody has sent a view
+        of waits up to ``HANDOVER_WAIT_S`` for one, unless the worker is alone. Taking
+        one over adds what the previous owner's settlements added to its positions'
+        cost, then applies the settlements that owner's view does not include.
         """
         ccp = self.state.ccp
+        waited = self.group_size == 1 or time.monotonic() - self._assigned_at >= HANDOVER_WAIT_S
         for p in ccp.owned - self._taken_over:
             remote = self.remote.get(p)
-            if remote is None or reaches(self._offsets_of(p), remote.offsets):
+            if (remote is None and waited) or (
+                    remote is not None and reaches(self._offsets_of(p), remote.offsets)):
                 self._taken_over.add(p)
                 ccp.rebuilding = ccp.owned - self._taken_over
                 if remote is not None and remote.settled is not None:
                     ccp.adopt(remote.settled)
+                    self.state.settled_through[p] = remote.settled.through
                     for partition, offset, member in self.state.settlements:
-                        if offset >= remote.settled.through.get(partition, 0):
-                            ccp.settle(member, {p})
+                        self._settle(partition, offset, member, [p])
         ccp.rebuilding = ccp.owned - self._taken_over
         return self._taken_over
 
-    def views_to_publish(self) -> list[PartitionView]:
-        """Own views changed since last asked, with the input offsets they include and
-        what settlements added to their positions' cost."""
-        ready = sorted(self._unpublished & self._taken_over)
+    def views_to_publish(self, every: bool = False) -> list[PartitionView]:
+        """Own views changed since last asked (or ``every`` own view), with the input
+        offsets they include and what settlements added to their positions' cost."""
+        ready = sorted((self.state.ccp.owned if every else self._unpublished)
+                       & self._taken_over)
         self._unpublished -= set(ready)
         ccp, through = self.state.ccp, self._settlement_offsets()
         return [replace(ccp.views[p], offsets=self._offsets_of(p),
@@ -425,7 +446,7 @@ class Monitor:
         Members of a partition still catching up with the view it takes over are not
         called: their figures are not complete yet.
         """
-        if not self._dirty:
+        if not self.dirty:
             return []
         ccp = self.state.ccp
         self._take_over()

@@ -170,6 +170,17 @@ class Partials(mode.Service):
                             header.sender != self.sender:
                         self.monitor.offer(view)
 
+    async def hand_over(self) -> None:
+        """Publish every view this worker counts, and wait until they are out: called
+        as the group rebalances, so that each partition's next owner finds its view."""
+        assert self.producer is not None
+        views = self.monitor.views_to_publish(every=True)
+        for view in views:
+            await self.producer.send_and_wait(
+                self.topic, encode_view(view, self.settings.group_id, self.sender),
+                key=str(view.partition).encode())
+        self.published += len(views)
+
     @mode.Service.task
     async def _publish(self) -> None:
         assert self.producer is not None

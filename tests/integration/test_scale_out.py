@@ -57,6 +57,11 @@ async def test_three_workers_one_killed_then_a_fourth_joins(spawn: Spawn, feed: 
     assert sorted(p for share in shares for p in share) == [0, 1, 2, 3]
     assert all(shares), shares  # four partitions over three workers: each holds some
 
+    # Everyone's variation margin settled: a partition that moves later must keep it.
+    await send(feed, [("settlements", "*", {"member": "*"})])
+    plain.settle(None)
+    await all_exact(workers, plain)
+
     await send(feed, stream[300:450])
     workers[1].kill()
     await send(feed, stream[450:600])
