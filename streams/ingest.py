@@ -47,10 +47,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         log.info("partitions revoked: %s", sorted(map(str, revoked)))
-        ingest = self.ingest
-        if ingest.monitor.dirty:
-            await ingest.outputs.send(Effects(calls=ingest.monitor.refresh()))
-        await ingest.hand_over()
+        await self.ingest.refresh()
+        await self.ingest.hand_over()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         ingest = self.ingest
@@ -145,6 +143,11 @@ class Ingest(mode.Service):
             except KafkaError as error:  # the state, not the commit, is the truth
                 log.info("offsets not committed (%s); the next commit carries them", error)
 
+    async def refresh(self) -> None:
+        """Refresh the monitor if anything is pending, and send its margin calls."""
+        if self.monitor.dirty:
+            await self.outputs.send(Effects(calls=self.monitor.refresh()))
+
     @mode.Service.task
     async def _consume(self) -> None:
         assert self.consumer is not None
@@ -156,8 +159,8 @@ class Ingest(mode.Service):
                 await self.outputs.send(monitor.ingest(batch.values()))
                 self._applied.update({tp: records[-1].offset + 1
                                       for tp, records in batch.items()})
-            elif monitor.dirty:
-                await self.outputs.send(Effects(calls=monitor.refresh()))
+            else:
+                await self.refresh()
             self._commit_soon()
 
     @mode.Service.task

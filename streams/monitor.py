@@ -424,7 +424,7 @@ class Monitor:
     def _merged(self, now: float) -> Snapshot:
         ccp = self.state.ccp
         scenarios = tuple(ccp.stress.scenarios.names)
-        local = self._take_over()
+        local = self._taken_over
         views: list[PartitionView] = []
         self.sources = {"local": [], "remote": [], "missing": []}
         for p in range(self.partitions):
