@@ -6,14 +6,29 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 
 import numpy as np
 
 from risk.ids import grown
 from risk.model import FloatArray, IndexArray
 
-NONE, WARNING, CALL = 0, 1, 2
-KIND_NAMES = {WARNING: "warning", CALL: "call"}
+
+class MarginLevel(IntEnum):
+    """The level a member's stress loss over margin is over; higher is worse."""
+
+    NONE = 0
+    WARNING = 1
+    CALL = 2
+
+    @property
+    def label(self) -> str:
+        """The name a margin call of this level carries: "warning" or "call"."""
+        return self.name.lower()
+
+
+# The levels a margin call can be issued at.
+ISSUED_LEVELS = (MarginLevel.WARNING, MarginLevel.CALL)
 
 
 @dataclass(frozen=True)
@@ -40,12 +55,13 @@ class CallPolicy:
                 np.maximum(self.call_amount, self.call_fraction_of_im * initial_margin))
 
     def level(self, exposure: FloatArray, initial_margin: FloatArray) -> IndexArray:
-        """The level each member is over now: NONE, WARNING or CALL, (n,)."""
+        """The :class:`MarginLevel` each member is over now, as integers: (n,)."""
         warning_level, call_level = self.levels(initial_margin)
-        kind = np.where(exposure >= call_level, CALL, np.where(exposure >= warning_level, WARNING,
-                                                                NONE))
-        kind[exposure <= 0.0] = NONE
-        return kind
+        level = np.where(exposure >= call_level, MarginLevel.CALL,
+                         np.where(exposure >= warning_level, MarginLevel.WARNING,
+                                  MarginLevel.NONE))
+        level[exposure <= 0.0] = MarginLevel.NONE
+        return level
 
 
 @dataclass(frozen=True)
@@ -55,37 +71,43 @@ class MarginCall:
     call_id: str
     member: str
     group: str
-    kind: str
+    level: MarginLevel
     amount: float
     exposure: float
     scenario: str
     ts: float
 
 
-def call_id(member: str, kind: str, amount: float, scenario: str, ts: float) -> str:
+def call_id(member: str, level: MarginLevel, amount: float, scenario: str, ts: float) -> str:
     """The id of a call: the same decision computed twice has the same id."""
-    text = f"{member}|{kind}|{amount!r}|{scenario}|{ts!r}"
+    text = f"{member}|{level.label}|{amount!r}|{scenario}|{ts!r}"
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 class CallDesk:
-    """What was last issued to each member, and the decisions that follow."""
+    """What was last issued to each member, and the decisions that follow.
+
+    Attributes
+    ----------
+    level, amount, ts : (member capacity,) the level, exposure and event time of the
+        last call issued to each member
+    """
 
     def __init__(self, policy: CallPolicy) -> None:
         self.policy = policy
-        self.kind: IndexArray = np.zeros(0, dtype=np.intp)
+        self.level: IndexArray = np.zeros(0, dtype=np.intp)
         self.amount: FloatArray = np.zeros(0)
         self.ts: FloatArray = np.zeros(0)
 
     def reserve(self, n_members: int) -> None:
         """Make room for ``n_members``."""
-        self.kind = grown(self.kind, n_members, 0, NONE)
+        self.level = grown(self.level, n_members, 0, MarginLevel.NONE)
         self.amount = grown(self.amount, n_members, 0, 0.0)
         self.ts = grown(self.ts, n_members, 0, -np.inf)
 
     def forget(self, members: IndexArray) -> None:
         """Drop what was issued to ``members``."""
-        self.kind[members] = NONE
+        self.level[members] = MarginLevel.NONE
         self.amount[members] = 0.0
         self.ts[members] = -np.inf
 
@@ -104,21 +126,22 @@ class CallDesk:
         now : event time of the decision
         """
         n = len(exposure)
-        p, kind = self.policy, level
-        last_kind, last_amount, last_ts = self.kind[:n], self.amount[:n], self.ts[:n]
-        last_kind[kind == NONE] = NONE
-        grew = ((kind == last_kind) & (exposure >= last_amount + p.minimum_transfer)
+        p = self.policy
+        last_level, last_amount, last_ts = self.level[:n], self.amount[:n], self.ts[:n]
+        last_level[level == MarginLevel.NONE] = MarginLevel.NONE
+        grew = ((level == last_level) & (exposure >= last_amount + p.minimum_transfer)
                 & (now >= last_ts + p.cooldown_s))
-        issue = (kind != NONE) & (exposure >= p.minimum_transfer) & ((kind > last_kind) | grew)
+        issue = ((level != MarginLevel.NONE) & (exposure >= p.minimum_transfer)
+                 & ((level > last_level) | grew))
         calls = []
         for m in map(int, np.flatnonzero(issue)):
-            kind_name = KIND_NAMES[int(kind[m])]
+            issued = MarginLevel(int(level[m]))
             amount = float(math.ceil(exposure[m]))
             scenario_id = scenarios[scenario[m]]
-            calls.append(MarginCall(call_id(members[m], kind_name, amount, scenario_id, now),
-                                    members[m], groups[m], kind_name, amount, float(exposure[m]),
+            calls.append(MarginCall(call_id(members[m], issued, amount, scenario_id, now),
+                                    members[m], groups[m], issued, amount, float(exposure[m]),
                                     scenario_id, now))
-        last_kind[issue] = kind[issue]
+        last_level[issue] = level[issue]
         last_amount[issue] = exposure[issue]
         last_ts[issue] = now
         return calls

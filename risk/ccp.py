@@ -1,13 +1,9 @@
-"""The CCP: reference data, book and scenario P&L together, published as snapshots.
+"""The CCP: reference data, book and scenario P&L together, and every result from them.
 
 Events are applied as they come, cheaply; :meth:`Ccp.refresh` then brings the
-derived results up to date for the members the events touched, and
-:meth:`Ccp.snapshot` ranks the groups once per batch.
-
-A CCP may hold only some of the members: those whose home partition (the input
-partition their messages are keyed to) it owns. It sums them per partition and
-group into :class:`risk.merge.PartitionView` objects, and the views of every
-partition, from wherever they are held, merge into the exact group totals.
+derived figures up to date for the members the events touched, and
+:meth:`Ccp.results` ranks the groups once per batch. Which members this CCP
+holds, when several share the work, is :mod:`risk.holdings`' business.
 """
 
 from __future__ import annotations
@@ -18,17 +14,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from risk.book import BlockChange, Book
-from risk.calls import NONE, CallDesk, CallPolicy, MarginCall
+from risk.calls import CallDesk, CallPolicy, MarginCall
 from risk.cover import (
-    Groups,
     default_fund_minimum,
     largest_rows,
     same_scenario_cover,
     worst_per_group_cover,
 )
+from risk.holdings import Holdings
 from risk.ids import Ids, grown
 from risk.liquidity import provided_by_group, qualifying_by_type
-from risk.merge import GroupTotals, PartitionView, Settled, merge
+from risk.merge import GroupTotals, Settled, merge
 from risk.model import (
     BoolArray,
     Collateral,
@@ -41,11 +37,8 @@ from risk.model import (
     Scenario,
     Trades,
 )
-from risk.snapshot import CreditResult, LiquidityResult, Snapshot, frozen
+from risk.results import CreditResult, LiquidityResult, Results, frozen
 from risk.stress import StressPnl
-
-# The (home partition, group) bucket of a member this CCP does not hold.
-NOT_HELD = -1
 
 
 @dataclass(frozen=True)
@@ -72,11 +65,7 @@ class Ccp:
         ``max(0, loss - IM)`` with ``loss = -(vm + pnl)``
     need : (member capacity, scenario capacity) liquidity need
         ``max(0, loss + settlement_obligation - cash)``
-    home : (member capacity,) each member's home partition, ``home_of(member)``
-    owned : the home partitions whose members this CCP holds
-    rebuilding : owned partitions whose members are still being rebuilt (by replay):
-        they are not called, and settlements leave them alone
-    views : every owned partition's members summed per group
+    holdings : the partitions owned, the members held and their sums per group
     """
 
     def __init__(self, policy: CallPolicy | None = None,
@@ -89,6 +78,7 @@ class Ccp:
         self.resources = Resources()
         self.reference: dict[str, Member] = {}
         self.group_of_member: list[str] = []
+        self.holdings = Holdings(self.members, self.group_of_member, home_of)
         self.default_fund: FloatArray = np.zeros(0)
         self.settlement_obligation: FloatArray = np.zeros(0)
         self.exposure: FloatArray = np.zeros((0, 0))
@@ -96,21 +86,17 @@ class Ccp:
         self.worst_exposure: FloatArray = np.zeros(0)
         self.worst_scenario: IndexArray = np.zeros(0, dtype=np.intp)
         self.sequence = 0
-        self.home_of = home_of
-        self.home: IndexArray = np.zeros(0, dtype=np.intp)
-        self.owned: frozenset[int] = frozenset({0})
-        self.rebuilding: frozenset[int] = frozenset()
-        self.views: dict[int, PartitionView] = {}
-        self._held: BoolArray = np.zeros(0, dtype=np.bool_)
         self._touched: BoolArray = np.zeros(0, dtype=np.bool_)
         self._dirty_scenarios: set[int] = set()
-        self._buckets: Groups[tuple[int, str]] | None = None
-        self._bucket_partition: IndexArray = np.zeros(0, dtype=np.intp)
-        self._bucket_members: tuple[tuple[str, ...], ...] = ()
-        self._members_of: dict[str, IndexArray] = {}
-        self._exposure_by_bucket: FloatArray = np.zeros((0, 0))
-        self._need_by_bucket: FloatArray = np.zeros((0, 0))
-        self._buckets_summed: Groups[tuple[int, str]] | None = None
+
+    @property
+    def scenarios(self) -> tuple[str, ...]:
+        """Scenario ids, in the order of the columns of every matrix."""
+        return tuple(self.stress.scenarios.names)
+
+    def use_policy(self, policy: CallPolicy) -> None:
+        """Decide margin calls under ``policy`` from now on."""
+        self.desk.policy = policy
 
     # -- registration ---------------------------------------------------------
 
@@ -129,15 +115,8 @@ class Ccp:
     def _reserve(self) -> None:
         n_m, n_j = len(self.members), len(self.instruments)
         first = len(self.group_of_member)
-        new = self.members.names[first:]
-        self.group_of_member.extend(new)
-        self.home = grown(self.home, n_m, 0, 0)
-        self._held = grown(self._held, n_m, 0, False)
-        if new:
-            self._buckets = None
-            if self.home_of is not None:
-                self.home[first:n_m] = list(map(self.home_of, new))
-            self._held[first:n_m] = np.isin(self.home[first:n_m], list(self.owned))
+        self.group_of_member.extend(self.members.names[first:])
+        self.holdings.add(first)
         self.book.reserve(n_m, n_j)
         self.stress.reserve(n_m, n_j)
         self.desk.reserve(n_m)
@@ -160,22 +139,13 @@ class Ccp:
         home partition. Returns the members let go: their positions, collateral,
         P&L and call history are gone, their reference data stays.
         """
-        n = len(self.members)
-        if home_of is not None:
-            self.home_of = home_of
-            self.home[:n] = list(map(home_of, self.members.names))
-        self.owned = frozenset(partitions)
-        self.rebuilding &= self.owned
-        held = np.isin(self.home[:n], list(self.owned))
-        released = np.flatnonzero(self._held[:n] & ~held)
-        self._held[:n] = held
+        released, held = self.holdings.own(partitions, home_of)
         self.book.forget(released)
         self.stress.pnl[released] = 0.0
         self.desk.forget(released)
         for array in (self.exposure, self.need, self.worst_exposure, self.worst_scenario):
             array[released] = 0
-        self._buckets = None
-        self._touch(np.flatnonzero(held))
+        self._touch(held)
         return released
 
     def _apply_block(self, change: BlockChange) -> None:
@@ -193,21 +163,20 @@ class Ccp:
     def remove_member(self, member: str) -> None:
         """Drop a member's reference data; positions it still holds keep counting."""
         if self.reference.pop(member, None) is not None:
-            m = self.members.get(member)
-            assert m is not None
-            self._set_member(m, member, 0.0, 0.0)
+            self._set_member(int(self._member_indices([member])[0]), member, 0.0, 0.0)
 
     def _set_member(self, m: int, group: str, default_fund: float,
                     settlement_obligation: float) -> None:
         if self.group_of_member[m] != group:
             self.group_of_member[m] = group
-            self._buckets = None
+            self.holdings.regroup()
         self.default_fund[m] = default_fund
         self.settlement_obligation[m] = settlement_obligation
         self._touched[m] = True
 
     def upsert_instrument(self, instrument: Instrument) -> None:
-        """Add or replace an instrument; a new multiplier applies from now on."""
+        """Add or replace an instrument; a new multiplier values the whole position, and the
+        variation margin since the last settlement with it."""
         j = int(self._instrument_indices([instrument.instrument])[0])
         self._apply_block(self.book.set_multiplier(j, instrument.multiplier))
 
@@ -221,7 +190,7 @@ class Ccp:
         self.exposure = grown(self.exposure, s + 1, 1, 0.0)
         self.need = grown(self.need, s + 1, 1, 0.0)
         self._dirty_scenarios.add(s)
-        self._buckets_summed = None  # every view takes the new scenario ids
+        self.holdings.rescenario()  # every view takes the new scenario ids
 
     def remove_scenario(self, scenario: str) -> None:
         """Drop a scenario."""
@@ -233,7 +202,7 @@ class Ccp:
         for array in (self.exposure, self.need):
             array[:, slot] = array[:, last]
         self._touch(np.arange(len(self.members)))
-        self._buckets_summed = None
+        self.holdings.rescenario()
 
     def set_resources(self, resources: Resources) -> None:
         """Replace the CCP's resources."""
@@ -281,19 +250,15 @@ class Ccp:
         Members of partitions being rebuilt are left out, and so are members outside
         ``partitions`` if given.
         """
-        members = (np.arange(len(self.members)) if member is None
-                   else self._member_indices([member]))
-        if self.rebuilding:
-            members = members[~np.isin(self.home[members], list(self.rebuilding))]
-        if partitions is not None:
-            members = members[np.isin(self.home[members], list(partitions))]
+        members = self.holdings.settleable(
+            np.arange(len(self.members)) if member is None else self._member_indices([member]),
+            partitions)
         self.book.settle(members)
         self._touch(members)
 
     def settled(self, partition: int) -> Settled:
         """What settlements added to the cost of the positions of ``partition``'s members."""
-        n = len(self.members)
-        members = np.flatnonzero(self._held[:n] & (self.home[:n] == partition))
+        members = self.holdings.of_partition(partition)
         rows, columns = np.nonzero(self.book.settled[members, :len(self.instruments)])
         names, instruments = self.members.names, self.instruments.names
         return Settled(tuple(names[m] for m in members[rows].tolist()),
@@ -314,34 +279,13 @@ class Ccp:
     # -- results --------------------------------------------------------------
 
     def group_of(self, member: str) -> str:
-        """A known member's group id."""
+        """A member's group id; a member never seen is its own group."""
         m = self.members.get(member)
-        assert m is not None, member
-        return self.group_of_member[m]
-
-    def buckets(self) -> Groups[tuple[int, str]]:
-        """Members by (home partition, group); members not held are in partition NOT_HELD."""
-        if self._buckets is None:
-            n = len(self.members)
-            home = np.where(self._held[:n], self.home[:n], NOT_HELD).tolist()
-            self._buckets = Groups(list(zip(home, self.group_of_member, strict=True)))
-            names = self.members.names
-            self._bucket_partition = np.array([p for p, _ in self._buckets.names], dtype=np.intp)
-            self._bucket_members = tuple(tuple(sorted(names[m] for m in rows))
-                                         for rows in self._buckets.members)
-            held: dict[str, list[IndexArray]] = {}
-            for (p, group), rows in zip(self._buckets.names, self._buckets.members, strict=True):
-                if p != NOT_HELD:
-                    held.setdefault(group, []).append(rows)
-            self._members_of = {group: np.array(sorted(np.concatenate(rows).tolist(),
-                                                       key=names.__getitem__), dtype=np.intp)
-                                for group, rows in held.items()}
-        return self._buckets
+        return member if m is None else self.group_of_member[m]
 
     def member_rows(self, group: str) -> MemberRows:
         """The group's members held here (in id order), with exposure and need by scenario."""
-        self.buckets()
-        rows = self._members_of.get(group, np.zeros(0, dtype=np.intp))
+        rows = self.holdings.of_group(group)
         n_s = self.stress.n_scenarios
         names = self.members.names
         return MemberRows(tuple(names[m] for m in rows), self.exposure[rows, :n_s].copy(),
@@ -353,7 +297,7 @@ class Ccp:
             self.stress.reprice(self.book.notional(), np.array(sorted(self._dirty_scenarios)))
             self._dirty_scenarios.clear()
             self._touched[:n_m] = True
-        rows = np.flatnonzero(self._touched[:n_m] & self._held[:n_m])
+        rows = np.flatnonzero(self._touched[:n_m] & self.holdings.held[:n_m])
         self._touched[:n_m] = False
         if len(rows) and n_s:
             # Every member is touched by most price batches: then whole slices, in place.
@@ -376,61 +320,23 @@ class Ccp:
             self.worst_exposure[rows] = 0.0
         return rows
 
-    def _refresh_buckets(self, rows: IndexArray) -> set[int]:
-        """Sum the touched buckets again: the partitions whose view changed."""
-        buckets = self.buckets()
-        n_m, n_s = len(self.members), self.stress.n_scenarios
-        shape = (len(buckets), n_s)
-        if self._exposure_by_bucket.shape == shape and self._buckets_summed is buckets:
-            changed = np.unique(buckets.of_member[rows])
-            changed = changed[self._bucket_partition[changed] != NOT_HELD]
-            partitions = set(self._bucket_partition[changed].tolist())
-        else:
-            self._exposure_by_bucket, self._need_by_bucket = np.zeros(shape), np.zeros(shape)
-            self._buckets_summed = buckets
-            changed = np.flatnonzero(self._bucket_partition != NOT_HELD)
-            partitions = set(self.owned)
-            self.views = {}
-        if len(changed) and n_s:
-            self._exposure_by_bucket[changed] = buckets.sum_rows(self.exposure[:n_m, :n_s],
-                                                                 changed)
-            self._need_by_bucket[changed] = buckets.sum_rows(self.need[:n_m, :n_s], changed)
-        return partitions
-
-    def _view(self, partition: int, margin_level: IndexArray) -> PartitionView:
-        assert self._buckets is not None
-        first, end = np.searchsorted(self._bucket_partition, [partition, partition + 1])
-        rows = slice(int(first), int(end))
-        return PartitionView(
-            partition=partition, offsets=(), scenarios=tuple(self.stress.scenarios.names),
-            groups=tuple(group for _, group in self._buckets.names[rows]),
-            members=self._bucket_members[rows],
-            exposure=frozen(self._exposure_by_bucket[rows].copy()),
-            need=frozen(self._need_by_bucket[rows].copy()),
-            margin_level=frozen(margin_level[rows].copy()))
-
     def refresh(self, now: float) -> tuple[list[int], list[MarginCall]]:
-        """Bring every held result up to date; ``now`` is the batch's event time.
+        """Bring every held figure up to date; ``now`` is the batch's event time.
 
         Members of partitions being rebuilt are decided as under every level.
         Returns the owned partitions whose view changed, and the margin calls to issue.
         """
-        partitions = sorted(self._refresh_buckets(self._refresh_members()))
-        n_m = len(self.members)
+        rows = self._refresh_members()
+        n_m, n_s = len(self.members), self.stress.n_scenarios
         level = self.desk.policy.level(self.worst_exposure[:n_m], self.book.initial_margin[:n_m])
-        if partitions:
-            buckets = self.buckets()
-            by_bucket = np.zeros(len(buckets), dtype=np.intp)
-            np.maximum.at(by_bucket, buckets.of_member, level)
-            self.views.update({p: self._view(p, by_bucket) for p in partitions})
-        if self.rebuilding:
-            level = np.where(np.isin(self.home[:n_m], list(self.rebuilding)), NONE, level)
+        partitions = self.holdings.refresh(rows, self.exposure[:n_m, :n_s], self.need[:n_m, :n_s],
+                                           level, self.scenarios)
         calls = self.desk.decide(
-            self.worst_exposure[:n_m], level, self.worst_scenario[:n_m], self.members.names,
-            self.group_of_member, tuple(self.stress.scenarios.names), now)
+            self.worst_exposure[:n_m], self.holdings.callable(level), self.worst_scenario[:n_m],
+            self.members.names, self.group_of_member, self.scenarios, now)
         return partitions, calls
 
-    def snapshot(self, totals: GroupTotals, now: float) -> Snapshot:
+    def results(self, totals: GroupTotals, now: float) -> Results:
         """Every result from the group totals and this CCP's reference data."""
         groups, scenarios = totals.groups, totals.scenarios
         exposure = totals.exposure.copy()
@@ -451,15 +357,14 @@ class Ccp:
             cover=same_scenario_cover(drain, groups, scenarios),
             qualifying_by_type=qualifying_by_type(self.resources))
         self.sequence += 1
-        return Snapshot(
+        return Results(
             sequence=self.sequence, as_of=now, credit=credit, liquidity=liquidity,
             groups=groups, scenarios=scenarios,
             exposure_by_group_scenario=frozen(exposure), drain_by_group_scenario=frozen(drain),
             members_by_group=totals.members_by_group,
             margin_level_by_group=frozen(totals.margin_level.copy()))
 
-    def publish(self, now: float) -> tuple[Snapshot, list[MarginCall]]:
+    def publish(self, now: float) -> tuple[Results, list[MarginCall]]:
         """Every result of the members held here; ``now`` is the batch's event time."""
         _, calls = self.refresh(now)
-        totals = merge(self.views.values(), tuple(self.stress.scenarios.names))
-        return self.snapshot(totals, now), calls
+        return self.results(merge(self.holdings.views.values(), self.scenarios), now), calls

@@ -103,7 +103,8 @@ def largest_rows(matrix: FloatArray, count: int) -> FloatArray:
     remaining = matrix
     for _ in range(min(count, matrix.shape[0])):
         top = remaining.max(axis=0)
-        is_top = remaining == top
+        # A column whose rows are all taken (ties used them up) has nothing left to rank.
+        is_top = (remaining == top) & (top > -np.inf)
         ties = np.count_nonzero(is_top, axis=0)
         if filled.max() == 0 and ties.max() == 1:  # no ties, the usual case
             out[count - 1] = top

@@ -1,7 +1,7 @@
-"""The faust app: agents for the low-rate inputs, web views, timers, and the hosted ingest loop.
+"""The faust app: it wires the monitor to its Kafka services, agents, timers and web views.
 
 faust carries what it is good at (reference data, timers, HTTP); the
-per-message topics go through :mod:`streams.ingest`. The app id is the
+per-message topics go through :mod:`streams.kafka.ingest`. The app id is the
 worker's own, so every worker reads every partition of the reference topics;
 its agents never commit: they replay from the start and skip what the state
 already includes.
@@ -12,22 +12,23 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import faust
 from prometheus_client import CollectorRegistry, generate_latest
 
 from streams import topics as t
+from streams import web
+from streams.checkpoint import Checkpointer, CheckpointStore
 from streams.codec import encode
-from streams.documents import cover2_document, group_document
-from streams.ingest import Ingest
-from streams.metrics import SnapshotCollector
+from streams.documents import cover2_document
+from streams.kafka.ingest import Ingest
+from streams.kafka.outputs import Outputs
+from streams.kafka.views import ViewExchange
+from streams.metrics import ResultsCollector
 from streams.monitor import Monitor
-from streams.outputs import Outputs
-from streams.partials import Partials
+from streams.records import Received
 from streams.settings import Settings
-from streams.state import StateKeeper, StateStore
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +36,9 @@ log = logging.getLogger(__name__)
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
 
 
-@dataclass(frozen=True)
-class Received:
-    """A record as the monitor needs it, from a faust message."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: int
-
-
-def create_app(settings: Settings, store: StateStore) -> faust.App:
-    """The worker's faust app, with its monitor restored from ``store``."""
-    topics = t.Topics(settings.topic_prefix)
-    state = store.load()
-    monitor = Monitor(topics, settings.call_policy, state)
+def _faust_app(settings: Settings, store: CheckpointStore) -> faust.App:
     (store.directory / "faust").mkdir(parents=True, exist_ok=True)
-    app = faust.App(
+    return faust.App(
         # A group of its own per process: the agents never commit, so nothing is lost, and
         # a restart after kill -9 does not wait for the dead incarnation's session to expire.
         f"{settings.group_id}-{settings.name}-{os.getpid()}-{int(time.time())}",
@@ -75,76 +60,67 @@ def create_app(settings: Settings, store: StateStore) -> faust.App:
         producer_acks=-1,
         stream_wait_empty=False,
     )
+
+
+def create_app(settings: Settings, store: CheckpointStore) -> faust.App:
+    """The worker's faust app, with its monitor restored from ``store``."""
+    state = store.load()
+    monitor = Monitor(settings.topics, settings.call_policy, state)
+    app = _faust_app(settings, store)
     outputs = Outputs(settings)
-    partials = Partials(settings, monitor)
-    ingest = Ingest(settings, monitor, outputs, partials.hand_over)
+    views = ViewExchange(settings, monitor)
+    ingest = Ingest(settings, monitor, outputs, views.hand_over)
     app.add_dependency(outputs)
-    app.add_dependency(partials)  # reads views before the group is joined
+    app.add_dependency(views)  # reads views before the group is joined
     app.add_dependency(ingest)
-    app.add_dependency(StateKeeper(store, monitor.state, outputs, settings.snapshot_interval))
+    app.add_dependency(Checkpointer(store, monitor.state, outputs, settings.checkpoint_interval))
     registry = CollectorRegistry()
-    registry.register(SnapshotCollector(settings.currency, lambda: monitor.snapshot,
-                                        lambda: monitor.state.tally,
-                                        lambda: time.time() - monitor.refreshed_at))
-    reference = app.topic(*topics.names(t.REFERENCE_INPUTS), key_serializer="raw",
-                          value_serializer="raw", acks=False)
+    registry.register(ResultsCollector(settings.currency, lambda: monitor.results,
+                                       lambda: monitor.state.tally,
+                                       lambda: time.time() - monitor.refreshed_at))
     log.info("state %s: %s", store.path, "restored" if state else "starting empty")
 
-    @app.agent(reference)
+    def respond(request: Any, response: web.Response) -> Any:
+        status, body = response
+        return request.bytes(encode(body), content_type="application/json", status=status)
+
+    @app.agent(app.topic(*settings.topics.names(t.REFERENCE_INPUTS), key_serializer="raw",
+                         value_serializer="raw", acks=False))
     async def reference_data(stream: Any) -> None:
         async for event in stream.noack().events():
             message = event.message
-            effects = monitor.apply_reference(Received(
+            await outputs.send(monitor.apply_reference(Received(
                 message.topic, message.partition, message.offset, message.key, message.value,
-                int(message.timestamp * 1000)))
-            await outputs.send(effects)
-
-    def healthy() -> bool:
-        return ingest.assigned and bool(app.consumer.assignment()) and not app.rebalancing
-
-    def json_response(web: Any, document: Any, status: int = 200) -> Any:
-        return web.bytes(encode(document), content_type="application/json", status=status)
+                int(message.timestamp * 1000))))
 
     @app.page("/healthz")
-    async def healthz(web: Any, request: Any) -> Any:
-        ok = healthy()
-        return json_response(web, {"status": "ok" if ok else "starting",
-                                   "worker": settings.name}, 200 if ok else 503)
+    async def healthz(view: Any, request: Any) -> Any:
+        healthy = ingest.assigned and bool(app.consumer.assignment()) and not app.rebalancing
+        return respond(view, web.healthz(healthy, settings.name))
 
     @app.page("/metrics")
-    async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(registry), content_type=METRICS_CONTENT_TYPE)
+    async def metrics(view: Any, request: Any) -> Any:
+        return view.bytes(generate_latest(registry), content_type=METRICS_CONTENT_TYPE)
 
     @app.page("/cover2")
-    async def cover2(web: Any, request: Any) -> Any:
-        if monitor.snapshot is None:
-            return json_response(web, {"error": "no results yet: the worker is starting"}, 503)
-        return json_response(web, cover2_document(monitor.snapshot, settings.currency,
-                                                  monitor.counts(), monitor.sources))
+    async def cover2(view: Any, request: Any) -> Any:
+        return respond(view, web.cover2(monitor.results, settings.currency, monitor.counts(),
+                                        monitor.handover.sources))
 
     @app.page("/groups/{group}")
-    async def group(web: Any, request: Any, group: str) -> Any:
-        if monitor.snapshot is None or group not in monitor.snapshot.groups:
-            return json_response(web, {"error": f"no group {group!r}",
-                                       "groups": list(monitor.snapshot.groups
-                                                      if monitor.snapshot else ())}, 404)
-        rows = monitor.state.ccp.member_rows(group)
-        return json_response(web, group_document(monitor.snapshot, rows, group,
-                                                 settings.currency))
+    async def group(view: Any, request: Any, group: str) -> Any:
+        return respond(view, web.group(monitor.results, monitor.state.ccp.member_rows, group,
+                                       settings.currency))
 
-    published = {"sequence": -1}
+    async def recompute() -> None:
+        monitor.recompute()
 
-    @app.timer(settings.recompute_interval)  # type: ignore[untyped-decorator]
-    async def rebase() -> None:
-        monitor.rebase()
-
-    @app.timer(settings.publish_interval)  # type: ignore[untyped-decorator]
     async def publish_cover2() -> None:
-        snapshot = monitor.snapshot
-        if snapshot is not None and snapshot.sequence != published["sequence"]:
-            published["sequence"] = snapshot.sequence
-            await outputs.publish_cover2(encode(cover2_document(snapshot, settings.currency,
-                                                                monitor.counts(),
-                                                                monitor.sources)))
+        results = monitor.results
+        if results is not None:
+            await outputs.publish_cover2(results.sequence, lambda: encode(cover2_document(
+                results, settings.currency, monitor.counts(), monitor.handover.sources)))
 
+    app.timer(settings.recompute_interval)(recompute)
+    app.timer(settings.publish_interval)(publish_cover2)
     return app

@@ -8,7 +8,7 @@ from typing import Any
 from risk.calls import MarginCall
 from risk.ccp import MemberRows
 from risk.cover import Cover
-from risk.snapshot import Snapshot
+from risk.results import Results
 
 
 def _finite(value: float) -> float | None:
@@ -23,7 +23,7 @@ def _cover(cover: Cover, amount_name: str) -> dict[str, Any]:
             "cover1_group": cover.cover1_group}
 
 
-def cover2_document(snapshot: Snapshot, currency: str, counts: dict[str, int],
+def cover2_document(results: Results, currency: str, counts: dict[str, int],
                     partitions: dict[str, list[int]]) -> dict[str, Any]:
     """The document of ``GET /cover2`` and of the ``ccp.cover2`` topic.
 
@@ -31,9 +31,9 @@ def cover2_document(snapshot: Snapshot, currency: str, counts: dict[str, int],
     members were counted from: this worker (local), another's view (remote), or
     nowhere yet (missing, and then the figures are not complete).
     """
-    credit, liquidity = snapshot.credit, snapshot.liquidity
+    credit, liquidity = results.credit, results.liquidity
     return {
-        "as_of": snapshot.as_of,
+        "as_of": results.as_of,
         "currency": currency,
         "credit": {
             **_cover(credit.cover, "exposure"),
@@ -57,31 +57,31 @@ def cover2_document(snapshot: Snapshot, currency: str, counts: dict[str, int],
         "counts": counts,
         "complete": not partitions.get("missing"),
         "partitions": partitions,
-        "groups": len(snapshot.groups),
-        "scenarios": len(snapshot.scenarios),
+        "groups": len(results.groups),
+        "scenarios": len(results.scenarios),
     }
 
 
-def group_document(snapshot: Snapshot, rows: MemberRows, group: str,
+def group_document(results: Results, rows: MemberRows, group: str,
                    currency: str) -> dict[str, Any]:
     """The document of ``GET /groups/{group}``: members, exposure and drain by scenario.
 
     Group figures are the whole group's; member figures are those of the members
     held by this worker (``members_here``).
     """
-    g = snapshot.groups.index(group)
-    order = sorted(range(len(snapshot.scenarios)), key=snapshot.scenarios.__getitem__)
-    scenarios = [snapshot.scenarios[s] for s in order]
+    g = results.groups.index(group)
+    order = sorted(range(len(results.scenarios)), key=results.scenarios.__getitem__)
+    scenarios = [results.scenarios[s] for s in order]
 
     def by_scenario(row: Any) -> dict[str, float]:
         return dict(zip(scenarios, row[order].tolist(), strict=True))
 
     return {
-        "group": group, "as_of": snapshot.as_of, "currency": currency,
-        "members": list(snapshot.members_by_group.get(group, ())),
+        "group": group, "as_of": results.as_of, "currency": currency,
+        "members": list(results.members_by_group.get(group, ())),
         "members_here": list(rows.members), "scenarios": scenarios,
-        "exposure": by_scenario(snapshot.exposure_by_group_scenario[g]),
-        "drain": by_scenario(snapshot.drain_by_group_scenario[g]),
+        "exposure": by_scenario(results.exposure_by_group_scenario[g]),
+        "drain": by_scenario(results.drain_by_group_scenario[g]),
         "member_exposure": {m: by_scenario(row) for m, row in zip(rows.members, rows.exposure,
                                                                    strict=True)},
         "member_need": {m: by_scenario(row) for m, row in zip(rows.members, rows.need,
@@ -92,7 +92,7 @@ def group_document(snapshot: Snapshot, rows: MemberRows, group: str,
 def margin_call_document(call: MarginCall) -> dict[str, Any]:
     """A ``ccp.margin-calls`` message."""
     return {"call_id": call.call_id, "member": call.member, "group": call.group,
-            "kind": call.kind, "amount": call.amount, "exposure": call.exposure,
+            "kind": call.level.label, "amount": call.amount, "exposure": call.exposure,
             "scenario": call.scenario, "ts": call.ts}
 
 

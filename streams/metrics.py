@@ -1,16 +1,12 @@
-"""Every metric name, and the collector that reads the latest snapshot at scrape time.
+"""Every metric name, and the collector that reads the latest results at scrape time.
 
-Counters and the latency histogram are kept in plain arrays by :class:`Tally`
-and exposed by the same collector: updating them costs one addition per batch,
-not a call per event.
+Counters and the latency histogram are those of :class:`streams.tally.Tally`,
+exposed by the same collector.
 """
 
 from __future__ import annotations
 
-import math
-from collections import defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 from prometheus_client.core import (
@@ -21,8 +17,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from risk.calls import KIND_NAMES
-from risk.snapshot import Snapshot
+from risk.calls import ISSUED_LEVELS
+from risk.results import Results
+from streams.tally import LATENCY_BUCKETS, Tally
 
 CREDIT_COVER2 = "ccp_credit_cover2"
 CREDIT_COVER1 = "ccp_credit_cover1"
@@ -48,66 +45,31 @@ LAST_EVENT_TIMESTAMP = "ccp_last_event_timestamp_seconds"
 MARGIN_CALLS = "ccp_margin_calls"  # exposed as ccp_margin_calls_total
 GROUP_MARGIN_CALLS = "ccp_group_margin_calls"  # exposed as ccp_group_margin_calls_total
 GROUP_MARGIN_LEVEL = "ccp_group_margin_level"
-SNAPSHOT_AGE = "ccp_snapshot_age_seconds"
+RESULTS_AGE = "ccp_snapshot_age_seconds"  # seconds since the results were refreshed
 
-APPLIED, DUPLICATE, STALE, REJECTED = "applied", "duplicate", "stale", "rejected"
-# Read outside its member's home partition and sent there, where it is applied.
-FORWARDED = "forwarded"
-OUTCOMES = (APPLIED, DUPLICATE, STALE, REJECTED, FORWARDED)
-KINDS = tuple(KIND_NAMES.values())  # of margin calls: warning, call
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# The levels margin calls are issued at: warning, call.
+CALL_LEVELS = tuple(level.label for level in ISSUED_LEVELS)
 
 
-@dataclass
-class Tally:
-    """What the worker counted: events by topic and outcome, calls, latency."""
+class ResultsCollector(Collector):
+    """Exposes the latest results and the tally; read at scrape time, nothing copied."""
 
-    events: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
-    margin_calls: dict[tuple[str, str], int] = field(  # by (group, kind)
-        default_factory=lambda: defaultdict(int))
-    last_event_ts: dict[str, float] = field(default_factory=dict)
-    latency_counts: np.ndarray = field(
-        default_factory=lambda: np.zeros(len(LATENCY_BUCKETS) + 1, dtype=np.int64))
-    latency_sum: float = 0.0
-
-    def count(self, topic: str, outcome: str, n: int) -> None:
-        """Add ``n`` events of ``topic`` with ``outcome``."""
-        if n:
-            self.events[topic, outcome] += n
-
-    def seen(self, topic: str, newest_ts: float) -> None:
-        """The newest event time applied on ``topic``."""
-        if newest_ts > self.last_event_ts.get(topic, -math.inf):
-            self.last_event_ts[topic] = newest_ts
-
-    def observe_latency(self, latencies: np.ndarray) -> None:
-        """Event-to-metric latencies of a batch, in seconds."""
-        if len(latencies):
-            self.latency_counts += np.bincount(
-                np.searchsorted(LATENCY_BUCKETS, latencies, side="left"),
-                minlength=len(LATENCY_BUCKETS) + 1)
-            self.latency_sum += float(latencies.sum())
-
-
-class SnapshotCollector(Collector):
-    """Exposes the latest snapshot and the tally; read at scrape time, nothing copied."""
-
-    def __init__(self, currency: str, snapshot: Callable[[], Snapshot | None],
-                 tally: Callable[[], Tally], snapshot_age: Callable[[], float]) -> None:
+    def __init__(self, currency: str, results: Callable[[], Results | None],
+                 tally: Callable[[], Tally], results_age: Callable[[], float]) -> None:
         self.currency = currency
-        self.snapshot = snapshot
+        self.results = results
         self.tally = tally
-        self.snapshot_age = snapshot_age
+        self.results_age = results_age
 
     def _gauge(self, name: str, text: str, value: float) -> GaugeMetricFamily:
         return GaugeMetricFamily(name, f"{text}, in {self.currency}", value=value)
 
     def collect(self) -> Iterator[Metric]:
         yield from self._tally(self.tally())
-        snap = self.snapshot()
-        if snap is None:
+        results = self.results()
+        if results is None:
             return
-        credit, liquidity = snap.credit, snap.liquidity
+        credit, liquidity = results.credit, results.liquidity
         yield self._gauge(CREDIT_COVER2, "Cover-2 credit exposure, same scenario", credit.cover2)
         yield self._gauge(CREDIT_COVER1, "Cover-1 credit exposure", credit.cover.cover1)
         yield self._gauge(CREDIT_PREFUNDED, "Prefunded default resources", credit.prefunded)
@@ -124,7 +86,7 @@ class SnapshotCollector(Collector):
         yield self._top(CREDIT_TOP_EXPOSURE, "Two largest group exposures in the cover-2 scenario",
                         [(t.group, t.amount) for t in credit.cover.top])
         yield self._by_group(CREDIT_GROUP_EXPOSURE, "Each group's worst-scenario credit exposure",
-                             snap.groups, snap.worst_exposure_by_group)
+                             results.groups, results.worst_exposure_by_group)
         yield self._gauge(LIQUIDITY_COVER2, "Cover-2 liquidity drain, same scenario",
                           liquidity.cover2)
         yield self._gauge(LIQUIDITY_QUALIFYING, "Qualifying liquid resources",
@@ -145,12 +107,12 @@ class SnapshotCollector(Collector):
         yield self._top(LIQUIDITY_TOP_DRAIN, "Two largest group drains in the cover-2 scenario",
                         [(t.group, t.amount) for t in liquidity.cover.top])
         yield self._by_group(LIQUIDITY_GROUP_DRAIN, "Each group's worst-scenario liquidity drain",
-                             snap.groups, snap.worst_drain_by_group)
+                             results.groups, results.worst_drain_by_group)
         yield self._by_group(GROUP_MARGIN_LEVEL, "Highest margin-call level any member of the "
-                             "group is over now: 0 none, 1 warning, 2 call", snap.groups,
-                             snap.margin_level_by_group, money=False)
-        yield GaugeMetricFamily(SNAPSHOT_AGE, "Seconds since the results were last refreshed",
-                                value=self.snapshot_age())
+                             "group is over now: 0 none, 1 warning, 2 call", results.groups,
+                             results.margin_level_by_group, money=False)
+        yield GaugeMetricFamily(RESULTS_AGE, "Seconds since the results were last refreshed",
+                                value=self.results_age())
 
     def _scenario(self, name: str, text: str, scenario: str | None) -> GaugeMetricFamily:
         family = GaugeMetricFamily(name, f"{text} (1 on its label)", labels=["scenario"])
@@ -183,9 +145,9 @@ class SnapshotCollector(Collector):
         by_group = CounterMetricFamily(GROUP_MARGIN_CALLS,
                                        "Margin warnings and calls issued, by member group",
                                        labels=["group", "kind"])
-        for kind in KINDS:
-            calls.add_metric([kind], sum(n for (_, k), n in tally.margin_calls.items()
-                                         if k == kind))
+        for level in CALL_LEVELS:
+            calls.add_metric([level], sum(n for (_, issued), n in tally.margin_calls.items()
+                                          if issued == level))
         for (group, kind), n in sorted(tally.margin_calls.items()):
             by_group.add_metric([group, kind], n)
         yield calls

@@ -1,8 +1,8 @@
-"""Every setting, read once from flags and ``COVER2_*`` variables into a frozen object.
+"""The worker's settings, read once from flags and ``COVER2_*`` variables into a frozen object.
 
 Each field's name gives its flag (``--web-port``) and its variable
 (``COVER2_WEB_PORT``); a flag wins over the variable, the variable over the
-default.
+default. The tools' settings extend these (:mod:`streams.tools.settings`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from risk.calls import CallPolicy
+from streams.kafka.clients import Connection
+from streams.topics import Topics
 
 ENV_PREFIX = "COVER2_"
 # The embedded broker's group join waits half the session timeout and a member that
@@ -23,7 +25,8 @@ ENV_PREFIX = "COVER2_"
 EMBEDDED_TIMEOUTS = {"session_timeout": 2.0, "heartbeat_interval": 0.5}
 
 
-def _setting(default: Any, help: str) -> Any:
+def setting(default: Any, help: str) -> Any:
+    """A setting's field: its default, and the help text of its flag and variable."""
     return field(default=default, metadata={"help": help})
 
 
@@ -31,49 +34,38 @@ def _setting(default: Any, help: str) -> Any:
 class Settings:
     """The service's settings; the core receives plain values taken from them."""
 
-    broker: str = _setting("kafka://127.0.0.1:9092", "Kafka bootstrap server(s), kafka://HOST:PORT")
-    web_host: str = _setting("127.0.0.1", "address the HTTP server listens on")
-    web_port: int = _setting(6066, "port of /metrics, /cover2, /groups/{group} and /healthz")
-    topic_prefix: str = _setting("ccp.", "prefix of every topic name")
-    partitions: int = _setting(4, "partitions of the topics the service creates")
-    currency: str = _setting("USD", "the one reporting currency of all money amounts")
-    publish_interval: float = _setting(0.25, "seconds between publications of ccp.cover2")
-    merge_interval: float = _setting(
+    broker: str = setting("kafka://127.0.0.1:9092", "Kafka bootstrap server(s), kafka://HOST:PORT")
+    web_host: str = setting("127.0.0.1", "address the HTTP server listens on")
+    web_port: int = setting(6066, "port of /metrics, /cover2, /groups/{group} and /healthz")
+    topic_prefix: str = setting("ccp.", "prefix of every topic name")
+    partitions: int = setting(4, "partitions of the topics the service creates")
+    currency: str = setting("USD", "the one reporting currency of all money amounts")
+    publish_interval: float = setting(0.25, "seconds between publications of ccp.cover2")
+    merge_interval: float = setting(
         0.1, "seconds between publications of this worker's partition views to the others "
         "(only when the consumer group has several workers)")
-    state_dir: str = _setting("cover2-state", "where the worker keeps its state snapshots")
-    snapshot_interval: float = _setting(30.0, "seconds between state snapshots")
-    recompute_interval: float = _setting(
+    state_dir: str = setting("cover2-state", "where the worker keeps its state checkpoints")
+    checkpoint_interval: float = setting(30.0, "seconds between state checkpoints")
+    recompute_interval: float = setting(
         600.0, "seconds between full recomputes of scenario P&L from positions (drops the "
         "rounding of incremental updates)")
-    group_id: str = _setting("cover2", "consumer group shared by the workers")
-    worker_id: str = _setting("", "this worker's name (default: host name and web port)")
-    session_timeout: float = _setting(
+    group_id: str = setting("cover2", "consumer group shared by the workers")
+    worker_id: str = setting("", "this worker's name (default: host name and web port)")
+    session_timeout: float = setting(
         10.0, "consumer session timeout in seconds (the embedded broker's join waits half)")
-    heartbeat_interval: float = _setting(3.0, "consumer heartbeat interval in seconds")
-    max_batch: int = _setting(20_000, "most records applied to the core in one batch")
-    fetch_wait: float = _setting(
+    heartbeat_interval: float = setting(3.0, "consumer heartbeat interval in seconds")
+    max_batch: int = setting(20_000, "most records applied to the core in one batch")
+    fetch_wait: float = setting(
         0.01, "longest a fetch waits for data, in seconds (the embedded broker always waits it)")
-    warning_fraction_of_im: float = _setting(
+    warning_fraction_of_im: float = setting(
         0.05, "margin warning when stress loss over margin reaches this fraction of IM")
-    warning_amount: float = _setting(0.0, "... and at least this amount")
-    call_fraction_of_im: float = _setting(
+    warning_amount: float = setting(0.0, "... and at least this amount")
+    call_fraction_of_im: float = setting(
         0.20, "margin call when stress loss over margin reaches this fraction of IM")
-    call_amount: float = _setting(0.0, "... and at least this amount")
-    minimum_transfer: float = _setting(10_000.0, "minimum transfer amount of a margin call")
-    call_cooldown: float = _setting(300.0, "seconds before a call of the same kind is re-issued")
-    log_level: str = _setting("info", "debug, info, warning or error")
-    broker_host: str = _setting("127.0.0.1", "address the embedded broker listens on")
-    broker_port: int = _setting(9092, "port of the embedded broker")
-    demo: bool = _setting(True, "with `cover2 run`, also start the demo market feed")
-    rate: float = _setting(1000.0, "events per second the market feed sends")
-    seconds: float = _setting(0.0, "how long the market feed runs (0: until stopped)")
-    seed: int = _setting(1, "seed of the synthetic market")
-    scale: str = _setting("demo", "size of the synthetic market: demo, large or xl")
-    quick: bool = _setting(False, "cover2 bench: a small smoke run that checks it works")
-    json: str = _setting("", "cover2 bench: also write the results to this file")
-    dashboards_dir: str = _setting("grafana/dashboards",
-                                   "cover2 dashboards: where the Grafana dashboards are written")
+    call_amount: float = setting(0.0, "... and at least this amount")
+    minimum_transfer: float = setting(10_000.0, "minimum transfer amount of a margin call")
+    call_cooldown: float = setting(300.0, "seconds before a call of the same kind is re-issued")
+    log_level: str = setting("info", "debug, info, warning or error")
 
     @property
     def call_policy(self) -> CallPolicy:
@@ -82,9 +74,14 @@ class Settings:
                           self.call_fraction_of_im, self.minimum_transfer, self.call_cooldown)
 
     @property
-    def bootstrap_servers(self) -> str:
-        """``HOST:PORT[,HOST:PORT]`` for the Kafka clients."""
-        return ",".join(server.removeprefix("kafka://") for server in self.broker.split(","))
+    def connection(self) -> Connection:
+        """How every Kafka client of the process reaches the broker."""
+        return Connection.from_url(self.broker)
+
+    @property
+    def topics(self) -> Topics:
+        """The topic names under ``topic_prefix``."""
+        return Topics(self.topic_prefix)
 
     @property
     def name(self) -> str:
@@ -111,14 +108,15 @@ def _parser_of(kind: type) -> Any:
 
 # Shorter flags the contract's command line uses.
 ALIASES = {"broker_port": ("--port",), "dashboards_dir": ("--out",)}
+AnySettings = TypeVar("AnySettings", bound=Settings)
 
 
-def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
-    """Add a flag for each setting (or for ``names``), its variable named in the help.
-
-    A boolean setting ``demo`` gets ``--demo`` and ``--no-demo``.
+def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None = None,
+                  kind: type[Settings] = Settings) -> None:
+    """Add a flag for each setting of ``kind`` (or for ``names``), its variable named in the
+    help. A boolean setting ``demo`` gets ``--demo`` and ``--no-demo``.
     """
-    for f in dataclasses.fields(Settings):
+    for f in dataclasses.fields(kind):
         if names is not None and f.name not in names:
             continue
         flags = ("--" + f.name.replace("_", "-"), *ALIASES.get(f.name, ()))
@@ -131,34 +129,35 @@ def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None =
                                 metavar=type(f.default).__name__.upper(), help=text)
 
 
-def describe() -> str:
-    """Every setting with its variable and default, for ``cover2 --help``."""
+def describe(kind: type[Settings] = Settings) -> str:
+    """Every setting of ``kind`` with its variable and default, for ``cover2 --help``."""
     return "\n".join(f"  {env_name(f.name):<32} {f.metadata['help']} (default {f.default!r})"
-                     for f in dataclasses.fields(Settings))
+                     for f in dataclasses.fields(kind))
 
 
-def load(flags: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None,
-         defaults: Mapping[str, Any] | None = None) -> Settings:
-    """Settings from flags, then ``COVER2_*`` variables, then ``defaults``, then the fields'."""
+def load(kind: type[AnySettings], flags: argparse.Namespace | None = None,
+         environ: Mapping[str, str] | None = None,
+         defaults: Mapping[str, Any] | None = None) -> AnySettings:
+    """Settings of ``kind`` from flags, then ``COVER2_*`` variables, then ``defaults``, then
+    the fields'. Values a setting refuses stop the command with the reason."""
     defaults = defaults or {}
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(Settings):
-        kind: Any = _parser_of(type(f.default))
+    for f in dataclasses.fields(kind):
+        parse: Any = _parser_of(type(f.default))
         flag = getattr(flags, f.name, None) if flags is not None else None
         if flag is not None:
             values[f.name] = flag
         elif env_name(f.name) in environ:
             raw = environ[env_name(f.name)]
             try:
-                values[f.name] = kind(raw)
+                values[f.name] = parse(raw)
             except ValueError:
                 raise SystemExit(f"{env_name(f.name)}={raw!r} is not a valid "
                                  f"{type(f.default).__name__}: {f.metadata['help']}") from None
         elif f.name in defaults:
             values[f.name] = defaults[f.name]
-    settings = Settings(**values)
-    if settings.scale not in ("demo", "large", "xl"):
-        raise SystemExit(f"unknown scale {settings.scale!r}: choose demo, large or xl "
-                         f"(--scale, {env_name('scale')})")
-    return settings
+    try:
+        return kind(**values)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None

@@ -1,101 +1,64 @@
-"""State snapshots on disk: the monitor's state with the input offsets it includes.
-
-Recovery does not trust the broker to have kept anything but the input topics:
-the worker loads the newest snapshot and replays every input partition from
-the offsets it records (from the start when there is none). Duplicate trades
-are dropped by the ledger kept inside the snapshot, and prices and collateral
-are states, so a replay that overlaps the snapshot changes nothing.
-"""
+"""The worker's state: everything that survives a restart, with the input offsets it includes."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import pickle
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+import math
+from collections import deque
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 
-import mode
+from risk.ccp import Ccp
+from streams.tally import Tally
 
-from streams.monitor import MonitorState
-from streams.outputs import Outputs
-
-log = logging.getLogger(__name__)
-
-FORMAT = 3
+# How many of the latest settlements a worker remembers for the partitions it takes over.
+SETTLEMENTS_KEPT = 10_000
+# Separates member and trade id in the ledger's keys.
+_SEP = "\x1f"
 
 
-@dataclass(frozen=True)
-class StateStore:
-    """One file of state per worker and topic prefix, replaced atomically."""
+class Ledger:
+    """The ``(member, trade_id)`` pairs of every trade applied: a trade is applied once."""
 
-    directory: Path
-    worker: str
-    topic_prefix: str
+    def __init__(self) -> None:
+        self._applied: set[str] = set()
 
-    @property
-    def path(self) -> Path:
-        """Where the snapshot lives."""
-        return self.directory / f"{self.worker}.state"
+    def __len__(self) -> int:
+        return len(self._applied)
 
-    def dump(self, state: MonitorState) -> bytes:
-        """The snapshot's bytes; taken in the event loop so that it is consistent."""
-        return pickle.dumps((FORMAT, self.topic_prefix, state), protocol=pickle.HIGHEST_PROTOCOL)
-
-    def write(self, data: bytes) -> None:
-        """Write a dumped snapshot (safe to run in a thread): temp file, fsync, rename."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_suffix(f".tmp{os.getpid()}")
-        with open(temp, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, self.path)
-
-    def load(self) -> MonitorState | None:
-        """The saved state, or None when there is none that fits these topics."""
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
+    def fresh(self, members: Sequence[str], trade_ids: Sequence[str]) -> list[int] | None:
+        """Remember the trades not applied yet, deciding in arrival order: their positions,
+        or None when every one is fresh (the usual case, decided in one step)."""
+        keys = list(map(_SEP.join, zip(members, trade_ids, strict=True)))
+        if self._applied.isdisjoint(keys) and len(set(keys)) == len(keys):
+            self._applied.update(keys)
             return None
-        try:
-            version, prefix, state = pickle.loads(data)
-        except Exception as error:  # a torn or foreign file: start over from the topics
-            log.warning("ignoring unreadable state %s (%s); replaying the input topics",
-                        self.path, error)
-            return None
-        if version != FORMAT or prefix != self.topic_prefix or not isinstance(state,
-                                                                             MonitorState):
-            log.warning("ignoring state %s written for other topics or another version",
-                        self.path)
-            return None
-        return state
+        remember = self._applied.add
+        return [i for i, key in enumerate(keys)
+                if not (key in self._applied or remember(key))]
+
+    def forget(self, members: Collection[str]) -> None:
+        """Drop the trades of ``members``."""
+        if members:
+            self._applied = {key for key in self._applied
+                             if key.partition(_SEP)[0] not in members}
 
 
-class StateKeeper(mode.Service):
-    """Saves the state every ``interval`` seconds and when the worker stops."""
+@dataclass
+class MonitorState:
+    """Everything that survives a restart; ``offsets`` are the next offsets not yet included."""
 
-    def __init__(self, store: StateStore, state: MonitorState, outputs: Outputs,
-                 interval: float, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.store, self.monitor_state, self.outputs = store, state, outputs
-        self.interval = interval
+    ccp: Ccp
+    ledger: Ledger = field(default_factory=Ledger)
+    offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    tally: Tally = field(default_factory=Tally)
+    event_clock: float = -math.inf
+    # The latest settlements read, as (partition, offset, member or None for everyone):
+    # a partition taken over settles those its previous owner's view does not include.
+    settlements: deque[tuple[int, int, str | None]] = field(
+        default_factory=lambda: deque(maxlen=SETTLEMENTS_KEPT))
+    # Per partition taken over from another worker, the settlement offsets its view included.
+    settled_through: dict[int, dict[int, int]] = field(default_factory=dict)
 
-    async def save(self) -> None:
-        """Dump in the event loop (a consistent cut), write in a thread once every margin
-        call and dead letter of what the cut includes is out."""
-        data = self.store.dump(self.monitor_state)
-        await self.outputs.delivered()
-        await asyncio.to_thread(self.store.write, data)
-
-    @mode.Service.task
-    async def _periodically(self) -> None:
-        while not self.should_stop:
-            await self.sleep(self.interval)
-            if not self.should_stop:
-                await self.save()
-
-    async def on_stop(self) -> None:
-        await self.save()
+    def next_offset(self, topic: str, partition: int) -> int:
+        """The first offset of ``topic``/``partition`` the state does not include."""
+        return self.offsets.get((topic, partition), 0)

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import free_port, start_broker, stop_process, wait_for_kafka
-from tests.integration.cluster import Feed, Spawn, Worker
+from streams.kafka.admin import wait_for_kafka
+from streams.kafka.clients import Connection
+from streams.tools.broker import free_port, start_broker, stop_process
+from tests.integration.cluster import TEST_FLAGS, Feed, Spawn, Worker
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +20,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     process = start_broker("127.0.0.1", port, tmp_path_factory.mktemp("broker") / "broker.log")
     bootstrap = f"127.0.0.1:{port}"
-    asyncio.run(wait_for_kafka(bootstrap))
+    asyncio.run(wait_for_kafka(Connection(bootstrap)))
     yield bootstrap
     stop_process(process)
 
@@ -40,7 +42,7 @@ def workers(broker: str, prefix: str, tmp_path: Path) -> Iterator[list[Worker]]:
 @pytest.fixture
 def spawn(broker: str, prefix: str, tmp_path: Path, workers: list[Worker]) -> Spawn:
     def start(name: str = "w1") -> Worker:
-        worker = Worker(broker, prefix, tmp_path, name, group_id=f"{prefix}cover2").start()
+        worker = Worker(broker, prefix, tmp_path, name, f"{prefix}cover2", TEST_FLAGS).start()
         workers.append(worker)
         return worker
     return start

@@ -26,11 +26,11 @@ from typing import Any
 
 import pytest
 
-from risk.calls import CALL, WARNING
-from streams import dashboards
+from risk.calls import MarginLevel
 from streams import metrics as m
-from streams.broker import free_port, stop_process
-from streams.market import DEMO, Market
+from streams.tools import dashboards
+from streams.tools.broker import free_port, stop_process
+from streams.tools.market import DEMO, Market
 from streams.topics import RESOURCES
 from tests.integration.cluster import Feed, Spawn, Worker, eventually, http_json
 from tests.tolerances import MONEY_RTOL
@@ -193,9 +193,9 @@ def own_series(query: str) -> str:
     return query
 
 
-def level(group: str, kind: int) -> str:
-    """The query that returns ``group`` if it is at margin level ``kind`` now."""
-    return f'{m.GROUP_MARGIN_LEVEL}{{job="{JOB}", group="{group}"}} == {kind}'
+def level(group: str, at: MarginLevel) -> str:
+    """The query that returns ``group`` if it is at margin level ``at`` now."""
+    return f'{m.GROUP_MARGIN_LEVEL}{{job="{JOB}", group="{group}"}} == {int(at)}'
 
 
 def prefunded(worker: Worker) -> float | None:
@@ -281,7 +281,8 @@ async def test_every_dashboard_query_has_data_and_the_headroom_alert_fires(
     rule = await eventually(evaluated_since, timeout=remaining(),
                             what=f"{HEADROOM_ALERT} evaluated over the book")
     assert server.query(book), "the credit headroom went negative before the breach"
-    assert server.query(level(WARNED, WARNING)), "the warned member is not at warning level"
+    assert server.query(level(WARNED, MarginLevel.WARNING)), \
+        "the warned member is not at warning level"
     assert rule["state"] == "inactive" and rule["health"] == "ok", rule
     assert server.alerts(HEADROOM_ALERT) == []
 
@@ -299,7 +300,7 @@ async def test_every_dashboard_query_has_data_and_the_headroom_alert_fires(
     assert float(alerts[0]["value"]) < 0
     # The annotation's own queries found the top exposures: the breaching group is named.
     assert f"Largest groups: {CALLED} (" in alerts[0]["annotations"]["description"], alerts[0]
-    await eventually(lambda: server.query(level(CALLED, CALL)), timeout=remaining(),
+    await eventually(lambda: server.query(level(CALLED, MarginLevel.CALL)), timeout=remaining(),
                      what="the called member at call level")
 
     # Every dashboard query returns data, each also without its `or` fallback.

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from risk.model import Instrument, LiquidityType, LiquidResource, Member, Resources, Scenario
-from risk.reference import PlainCcp, snapshot
+from risk.plain import PlainCcp, plain_results
 from tests.integration.cluster import Feed, Spawn, Worker, eventually
 from tests.tolerances import MONEY_ATOL, MONEY_RTOL
 
@@ -99,8 +99,8 @@ def applied(worker: Worker, stream: list[tuple[str, str, dict[str, Any]]]) -> bo
             and counts["prices"] + counts["collateral"] + counts["stale"] == prices + collateral)
 
 
-def assert_matches_reference(worker: Worker, plain: PlainCcp) -> None:
-    want = snapshot(plain)
+def assert_matches_plain(worker: Worker, plain: PlainCcp) -> None:
+    want = plain_results(plain)
     document = worker.get("/cover2")[1]
     scale = max(1.0, float(abs(want.exposure_by_group_scenario).max()),
                 float(abs(want.drain_by_group_scenario).max()))
@@ -137,7 +137,7 @@ async def test_a_long_random_stream_equals_the_plain_recompute(spawn: Spawn, fee
     await send(feed, stream)
     apply_plain(plain, stream)
     await eventually(lambda: applied(worker, stream), what="the whole stream applied")
-    assert_matches_reference(worker, plain)
+    assert_matches_plain(worker, plain)
 
 
 async def test_kill_9_and_an_upstream_replay_change_nothing(spawn: Spawn, feed: Feed) -> None:
@@ -156,4 +156,4 @@ async def test_kill_9_and_an_upstream_replay_change_nothing(spawn: Spawn, feed: 
     await send(feed, [m for m in stream if m[0] == "trades"])  # upstream re-sends every trade
     apply_plain(plain, stream)
     await eventually(lambda: applied(worker, stream), what="the whole stream applied once")
-    assert_matches_reference(worker, plain)
+    assert_matches_plain(worker, plain)

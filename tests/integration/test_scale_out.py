@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from risk.reference import PlainCcp
+from risk.plain import PlainCcp
 from tests.integration.cluster import Feed, Spawn, Worker, eventually
 from tests.integration.test_recovery import (
     apply_plain,
-    assert_matches_reference,
+    assert_matches_plain,
     hot_stream,
     reference_data,
     send,
@@ -25,7 +25,7 @@ def exact(worker: Worker, plain: PlainCcp) -> bool:
     if status != 200 or not document["complete"]:
         return False
     try:
-        assert_matches_reference(worker, plain)
+        assert_matches_plain(worker, plain)
     except AssertionError:
         return False
     return True
@@ -35,7 +35,7 @@ async def all_exact(workers: list[Worker], plain: PlainCcp) -> None:
     for worker in workers:
         await eventually(lambda w=worker: exact(w, plain), what=f"{worker.name} exact")
     for worker in workers:  # still exact once all are: nothing counted twice on the way
-        assert_matches_reference(worker, plain)
+        assert_matches_plain(worker, plain)
 
 
 async def test_three_workers_one_killed_then_a_fourth_joins(spawn: Spawn, feed: Feed) -> None:

@@ -1,4 +1,4 @@
-"""The worked examples of domain.md through the real broker and a real worker."""
+"""The worked examples of docs/methodology.md through the real broker and a real worker."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from tests.fixtures import messages_with_losses
 from tests.integration.cluster import Feed, Spawn, eventually
-from tests.tolerances import MONEY_ATOL
+from tests.tolerances import MONEY_ATOL, REPORT_ATOL
 from tests.unit.test_worked_examples import (
     AFFILIATES,
     QUARTERS,
@@ -112,4 +112,4 @@ async def test_quarterly_report(spawn: Spawn, feed: Feed, column: int, quarter: 
         "credit surplus": credit["headroom"], "L1": liquidity["top"][0]["drain"],
         "L2": liquidity["top"][1]["drain"], "liquidity cover2": liquidity["cover2"],
         "qualifying": liquidity["qualifying"], "liquidity surplus": liquidity["headroom"],
-    } == pytest.approx(expected, abs=1.0)
+    } == pytest.approx(expected, abs=REPORT_ATOL)

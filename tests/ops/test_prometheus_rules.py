@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from streams import dashboards, metrics, topics
+from streams import metrics, tally, topics
+from streams.tools import dashboards
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "prometheus"
@@ -170,7 +171,7 @@ def test_rules_name_only_topics_and_outcomes_the_worker_counts() -> None:
              if "{{" not in values for value in values.split("|")}
     assert named <= set(topics.INPUTS), named - set(topics.INPUTS)
     outcomes = set(re.findall(r'\boutcome="([^"]+)"', text))
-    assert outcomes <= set(metrics.OUTCOMES), outcomes - set(metrics.OUTCOMES)
+    assert outcomes <= set(tally.OUTCOMES), outcomes - set(tally.OUTCOMES)
 
 
 # --- the unit tests cover every alert ---------------------------------------------------------

@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 from risk.ccp import Ccp
 from risk.merge import PartitionView, aligned, merge
 from risk.model import Member, Prices, Scenario
-from risk.reference import PlainCcp, snapshot
-from risk.snapshot import Snapshot
+from risk.plain import PlainCcp, plain_results
+from risk.results import Results
 from tests.property import strategies as s
-from tests.property.test_ccp_matches_reference import apply_hot, apply_reference, assert_same
+from tests.property.test_ccp_matches_plain import apply_hot, apply_reference, assert_same
 
 N_PARTITIONS = 4
 homes = st.fixed_dictionaries({m: st.integers(0, N_PARTITIONS - 1) for m in s.MEMBERS})
@@ -41,7 +41,7 @@ def first_prices(ccps: list[Ccp], plain: PlainCcp) -> None:
 def held_by(ccp: Ccp, home: dict[str, int], events: list[object]) -> list[object]:
     """The hot events this worker reads: prices, and its own partitions' members."""
     return [e for e in events if isinstance(e, s.Price)
-            or home[e.member] in ccp.owned]  # type: ignore[attr-defined]
+            or home[e.member] in ccp.holdings.owned]  # type: ignore[attr-defined]
 
 
 def apply_step(ccps: list[Ccp], plain: PlainCcp, home: dict[str, int], step: object) -> None:
@@ -56,17 +56,17 @@ def apply_step(ccps: list[Ccp], plain: PlainCcp, home: dict[str, int], step: obj
             apply_reference(ccp, PlainCcp(), step)
 
 
-def merged(ccps: list[Ccp]) -> Snapshot:
+def merged(ccps: list[Ccp]) -> Results:
     """Every worker's views merged, ranked by the first worker."""
     views: dict[int, PartitionView] = {}
     for ccp in ccps:
         ccp.refresh(now=0.0)
-        views.update(ccp.views)
+        views.update(ccp.holdings.views)
     assert sorted(views) == list(range(N_PARTITIONS))
-    scenarios = tuple(ccps[0].stress.scenarios.names)
+    scenarios = ccps[0].scenarios
     lined_up = [aligned(view, scenarios) for view in views.values()]
     assert all(view is not None for view in lined_up)
-    return ccps[0].snapshot(merge([v for v in lined_up if v is not None], scenarios), now=0.0)
+    return ccps[0].results(merge([v for v in lined_up if v is not None], scenarios), now=0.0)
 
 
 @settings(max_examples=200, deadline=None)
@@ -79,8 +79,8 @@ def test_merged_partition_views_equal_full_recompute(steps: list[tuple[object, b
     for step, publish in steps:
         apply_step(ccps, plain, home, step)
         if publish:
-            assert_same(merged(ccps), snapshot(plain))
-    assert_same(merged(ccps), snapshot(plain))
+            assert_same(merged(ccps), plain_results(plain))
+    assert_same(merged(ccps), plain_results(plain))
 
 
 # M1 gains 1,000 on I0, which is settled before M1's partition moves: without the
@@ -107,7 +107,7 @@ def test_partitions_that_move_are_rebuilt_by_replay(steps: list[tuple[object, bo
         if i == cut:
             handed = {p: ccps[before[p]].settled(p) for p in range(N_PARTITIONS)}
             for w, ccp in enumerate(ccps):
-                gained = {p for p, o in enumerate(after) if o == w} - ccp.owned
+                gained = {p for p, o in enumerate(after) if o == w} - ccp.holdings.owned
                 ccp.own({p for p, o in enumerate(after) if o == w})
                 replay = [e for e in history if not isinstance(e, s.Price)
                           and home[e.member] in gained]  # type: ignore[attr-defined]
@@ -117,4 +117,4 @@ def test_partitions_that_move_are_rebuilt_by_replay(steps: list[tuple[object, bo
         if isinstance(step, list):
             history += step
         apply_step(ccps, plain, home, step)
-    assert_same(merged(ccps), snapshot(plain))
+    assert_same(merged(ccps), plain_results(plain))

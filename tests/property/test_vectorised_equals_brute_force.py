@@ -10,7 +10,7 @@ from hypothesis.extra import numpy as hnp
 from risk.book import newest_per_key
 from risk.calls import CallDesk, CallPolicy
 from risk.cover import default_fund_minimum, same_scenario_cover, worst_per_group_cover
-from risk.reference import PlainCallDesk
+from risk.plain import PlainCallDesk
 
 # Small integers make exact ties common, so the documented tie-break is exercised.
 matrices = st.tuples(st.integers(1, 6), st.integers(1, 5)).flatmap(
@@ -107,4 +107,4 @@ def test_call_desk_equals_member_by_member_rules(policy: CallPolicy,
                             members, members, ["S"], now=float(t * 3))
         expected = [(m, plain.decide(m, e, im, float(t * 3))) for m, (e, im) in zip(
             members, state, strict=True)]
-        assert [(c.member, c.kind) for c in calls] == [(m, k) for m, k in expected if k]
+        assert [(c.member, c.level) for c in calls] == [(m, k) for m, k in expected if k]

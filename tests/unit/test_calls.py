@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from risk.calls import CallPolicy, call_id
+from risk.calls import CallPolicy, MarginLevel, call_id
 from risk.model import Prices
 from tests.fixtures import ccp_with_losses
 
@@ -14,8 +14,8 @@ POLICY = CallPolicy(warning_fraction_of_im=0.1, call_fraction_of_im=0.5, minimum
 
 def calls_for(loss: float, im: float = 100.0, now: float = 0.0) -> list[tuple[str, float]]:
     ccp = ccp_with_losses({"A": {"S": loss}}, initial_margin={"A": im})
-    ccp.desk.policy = POLICY
-    return [(c.kind, c.amount) for c in ccp.publish(now)[1]]
+    ccp.use_policy(POLICY)
+    return [(c.level.label, c.amount) for c in ccp.publish(now)[1]]
 
 
 def test_levels_are_fractions_of_initial_margin() -> None:
@@ -26,13 +26,13 @@ def test_levels_are_fractions_of_initial_margin() -> None:
 
 def test_a_call_is_reissued_only_after_growth_and_cool_down() -> None:
     ccp = ccp_with_losses({"A": {"S": 160.0}}, initial_margin={"A": 100.0})
-    ccp.desk.policy = POLICY
+    ccp.use_policy(POLICY)
 
     def mark(price: float, now: float) -> list[tuple[str, float]]:
         ccp.apply_prices(Prices(["book-A"], np.array([price]), np.array([now])))
-        return [(c.kind, c.amount) for c in ccp.publish(now)[1]]
+        return [(c.level.label, c.amount) for c in ccp.publish(now)[1]]
 
-    assert [(c.kind, c.amount) for c in ccp.publish(now=0.0)[1]] == [("call", 60.0)]
+    assert [(c.level.label, c.amount) for c in ccp.publish(now=0.0)[1]] == [("call", 60.0)]
     assert mark(1.05, now=10.0) == []  # grew by 7.95, but within the cool-down
     assert mark(1.05, now=70.0) == [("call", 68.0)]  # 167.95 - 100, rounded up
     assert mark(1.07, now=140.0) == []  # grew by 3.2 < minimum transfer
@@ -41,19 +41,20 @@ def test_a_call_is_reissued_only_after_growth_and_cool_down() -> None:
 
 
 def test_call_id_is_a_pure_function_of_the_decision() -> None:
-    assert call_id("A", "call", 60.0, "S", 1.0) == call_id("A", "call", 60.0, "S", 1.0)
-    assert call_id("A", "call", 60.0, "S", 1.0) != call_id("A", "call", 61.0, "S", 1.0)
-    assert call_id("A", "call", 60.0, "S", 1.0) != call_id("A", "warning", 60.0, "S", 1.0)
+    call, warning = MarginLevel.CALL, MarginLevel.WARNING
+    assert call_id("A", call, 60.0, "S", 1.0) == call_id("A", call, 60.0, "S", 1.0)
+    assert call_id("A", call, 60.0, "S", 1.0) != call_id("A", call, 61.0, "S", 1.0)
+    assert call_id("A", call, 60.0, "S", 1.0) != call_id("A", warning, 60.0, "S", 1.0)
 
 
 def test_members_of_a_partition_still_catching_up_are_called_once_it_counts() -> None:
     ccp = ccp_with_losses({"A": {"S": 160.0}, "B": {"S": 170.0}},
                           initial_margin={"A": 100.0, "B": 100.0})
-    ccp.desk.policy = POLICY
+    ccp.use_policy(POLICY)
     ccp.own({0, 1}, {"A": 0, "B": 1}.__getitem__)
 
     def called(now: float, rebuilding: set[int]) -> list[tuple[str, float]]:
-        ccp.rebuilding = frozenset(rebuilding)
+        ccp.holdings.rebuild(rebuilding)
         return [(c.member, c.amount) for c in ccp.refresh(now)[1]]
 
     assert called(0.0, {1}) == [("A", 60.0)]

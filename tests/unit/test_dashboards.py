@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from streams import dashboards as d
 from streams import metrics as m
 from streams.cli import main
 from streams.settings import Settings
+from streams.tally import REJECTED
+from streams.tools import dashboards as d
 
 REPO = Path(__file__).parents[2]
 COMMITTED = REPO / "grafana" / "dashboards"
@@ -37,7 +38,7 @@ SHOWS = {
         m.MARGIN_CALLS + "_total", d.GROUP_MARGIN_CALLS_HOUR, m.GROUP_MARGIN_LEVEL},
     "cover2-service-health.json": {
         d.EVENTS_RATE, m.EVENTS + "_total", d.LATENCY_P50, d.LATENCY_P99, d.LAST_EVENT_AGE,
-        m.SNAPSHOT_AGE, "up"},
+        m.RESULTS_AGE, "up"},
 }
 METRIC = re.compile(r"([a-zA-Z_:][\w:]*)\{")
 
@@ -100,7 +101,7 @@ def test_each_dashboard_shows_its_quantities(name: str) -> None:
 
 def test_the_service_health_dashboard_shows_dead_letters() -> None:
     dashboard = d.dashboards(DEFAULT_CURRENCY)["cover2-service-health.json"]
-    assert any(f'outcome="{m.REJECTED}"' in q for q in d.queries(dashboard))
+    assert any(f'outcome="{REJECTED}"' in q for q in d.queries(dashboard))
 
 
 def test_queries_read_only_exported_metrics_and_recording_rules() -> None:

@@ -4,6 +4,7 @@ messages forwarded to their member's home partition."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import mode
@@ -12,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from streams import topics as t
 from streams.codec import encode
 from streams.documents import margin_call_document
-from streams.monitor import Effects
+from streams.records import Effects
 from streams.settings import Settings
 
 
@@ -29,17 +30,16 @@ class Outputs(mode.Service):
     def __init__(self, settings: Settings, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
-        self.topics = t.Topics(settings.topic_prefix)
+        self.topics = settings.topics
         self.producer: AIOKafkaProducer | None = None
+        self.published_sequence = -1
         self._in_flight: list[asyncio.Future[Any]] = []
         self._failure: BaseException | None = None
 
     async def on_start(self) -> None:
-        # No idempotent producer: the embedded broker refuses InitProducerId, and every
-        # output carries its own id (call_id, sequence) for consumers to deduplicate.
-        self.producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap_servers,
-                                         client_id=f"cover2-{self.settings.name}", acks="all",
-                                         linger_ms=2)
+        # Every output carries its own id (call_id, sequence) for consumers to deduplicate.
+        self.producer = self.settings.connection.producer(
+            client_id=f"cover2-{self.settings.name}", acks="all", linger_ms=2)
         await self.producer.start()
 
     async def on_stop(self) -> None:
@@ -73,8 +73,9 @@ class Outputs(mode.Service):
         if self._failure is not None:
             raise self._failure
 
-    async def publish_cover2(self, document: bytes) -> None:
-        """Publish the cover-2 document."""
-        if self.producer is not None:
-            await self.producer.send_and_wait(self.topics.name(t.COVER2), document,
+    async def publish_cover2(self, sequence: int, document: Callable[[], bytes]) -> None:
+        """Publish the cover-2 document of results ``sequence``, unless already published."""
+        if self.producer is not None and sequence != self.published_sequence:
+            self.published_sequence = sequence
+            await self.producer.send_and_wait(self.topics.name(t.COVER2), document(),
                                               key=b"cover2")

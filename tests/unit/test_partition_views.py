@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from risk.merge import PartitionView, Settled
-from streams.partials import decode_view, encode_view
+from streams.kafka.views import decode_view, encode_view
 
 names = st.sampled_from(["A", "B", "C", "é"])
 

@@ -3,7 +3,7 @@
 One faust agent per input topic, faust Records for decoding, each event applied
 to the core on its own; results refreshed on a timer. Run as a process:
 
-    python -m streams.bench_faust BOOTSTRAP PREFIX SCALE SEED EVENTS SECONDS
+    python -m streams.tools.bench_faust BOOTSTRAP PREFIX SCALE SEED EVENTS SECONDS
 
 It prints one JSON line, ``{"events": n, "seconds": s}``, and exits.
 """
@@ -23,7 +23,7 @@ import numpy as np
 from risk.ccp import Ccp
 from risk.model import Collateral, Prices, Trades
 from streams import topics as t
-from streams.market import SCALES, Market, load_reference
+from streams.tools.market import SCALES, Market, load_reference
 
 
 class Trade(faust.Record, serializer="json"):
@@ -97,9 +97,10 @@ def main() -> None:
                                             one * state.cash, one * state.ts))
             count()
 
-    @app.timer(0.25)  # type: ignore[untyped-decorator]
     async def refresh() -> None:
         ccp.publish(time.time())
+
+    app.timer(0.25)(refresh)
 
     try:
         faust.Worker(app, loglevel="error", quiet=True).execute_from_commandline()

@@ -6,7 +6,7 @@ outputs to the producer, and commit offsets in the background only once those
 outputs are out.
 
 Trades and collateral are shared out by the consumer group, partition number
-by partition number (:class:`streams.partitioning.CoPartitionedAssignor`);
+by partition number (:class:`streams.kafka.assignor.CoPartitionedAssignor`);
 prices reach every worker, read by a consumer of their own outside the group.
 """
 
@@ -23,9 +23,10 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams import topics as t
-from streams.monitor import Effects, Monitor
-from streams.outputs import Outputs
-from streams.partitioning import CoPartitionedAssignor
+from streams.kafka.assignor import CoPartitionedAssignor
+from streams.kafka.outputs import Outputs
+from streams.monitor import Monitor
+from streams.records import Effects
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,33 +84,25 @@ class Ingest(mode.Service):
         self.hand_over = hand_over  # publishes this worker's views as the group rebalances
         self.consumer = self.prices = None
         self.assignor = CoPartitionedAssignor()
-        self.member_keyed = t.Topics(settings.topic_prefix).names((t.TRADES, t.COLLATERAL))
+        self.member_keyed = settings.topics.names(t.MEMBER_KEYED)
         self.assigned = False
         self._applied: dict[TopicPartition, int] = {}
         self._commit: asyncio.Task[None] | None = None
         self._committed_at = 0.0
 
-    def _new_consumer(self, **kwargs: Any) -> AIOKafkaConsumer:
-        s = self.settings
-        return AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap_servers, enable_auto_commit=False,
-            fetch_max_wait_ms=int(s.fetch_wait * 1000), auto_offset_reset="earliest",
-            max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
-            **kwargs)
-
     async def on_start(self) -> None:
         s = self.settings
-        self.prices = self._new_consumer(client_id=f"cover2-prices-{s.name}")
+        self.prices = s.connection.batch_consumer(s.fetch_wait, client_id=f"cover2-prices-{s.name}")
         await self.prices.start()
-        prices = t.Topics(s.topic_prefix).name(t.PRICES)
+        prices = s.topics.name(t.PRICES)
         await self.prices.topics()  # loads the topics' metadata
         everywhere = [TopicPartition(prices, p)
                       for p in sorted(self.prices.partitions_for_topic(prices) or ())]
         self.prices.assign(everywhere)
         for tp in everywhere:
             self.prices.seek(tp, self.monitor.next_offset(prices, tp.partition))
-        self.consumer = self._new_consumer(
-            group_id=s.group_id, client_id=f"cover2-ingest-{s.name}",
+        self.consumer = s.connection.batch_consumer(
+            s.fetch_wait, group_id=s.group_id, client_id=f"cover2-ingest-{s.name}",
             session_timeout_ms=int(s.session_timeout * 1000),
             heartbeat_interval_ms=int(s.heartbeat_interval * 1000),
             partition_assignment_strategy=(self.assignor,))

@@ -1,9 +1,9 @@
-"""The plain reference: one event at a time, every result recomputed by loops.
+"""The plain model: one event at a time, every result recomputed by loops.
 
 No incremental tricks and no vectorised ranking: state lives in dicts, each
-event follows its rule in ``domain.md`` literally, and cover-2 is the best of
-all pairs of groups in every scenario. Slow by design; the property tests hold
-:class:`risk.ccp.Ccp` to it.
+event follows its rule in ``docs/methodology.md`` literally, and cover-2 is the
+best of all pairs of groups in every scenario. Slow by design; the property
+tests hold :class:`risk.ccp.Ccp` to it.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from collections import defaultdict
 
 import numpy as np
 
-from risk.calls import CALL, KIND_NAMES, NONE, WARNING, CallPolicy
+from risk.calls import CallPolicy, MarginLevel
 from risk.cover import NO_COVER, Cover, GroupAmount
 from risk.model import Instrument, Member, Resources, Scenario
-from risk.snapshot import CreditResult, LiquidityResult, Snapshot
+from risk.results import CreditResult, LiquidityResult, Results
 
 
 def _first(items: list[tuple[float, str]]) -> tuple[float, str]:
@@ -146,14 +146,14 @@ def _cover(amount: dict[tuple[str, str], float], groups: list[str],
     return Cover(best[0], best[1], top, cover1, s1, g1)
 
 
-def snapshot(plain: PlainCcp, policy: CallPolicy | None = None) -> Snapshot:
+def plain_results(plain: PlainCcp, policy: CallPolicy | None = None) -> Results:
     """Every result of :class:`risk.ccp.Ccp` under ``policy``, recomputed from scratch."""
     scenarios = list(plain.scenarios)
     members = plain.known_members
     groups = sorted({plain.group_of(m) for m in members})
     exposure: dict[tuple[str, str], float] = defaultdict(float)
     need: dict[tuple[str, str], float] = defaultdict(float)
-    margin_level: dict[str, int] = defaultdict(int)
+    margin_level: dict[str, MarginLevel] = defaultdict(lambda: MarginLevel.NONE)
     for m in members:
         im, cash, _ = plain.collateral.get(m, (0.0, 0.0, 0.0))
         obligation = plain.members[m].settlement_obligation if m in plain.members else 0.0
@@ -202,22 +202,22 @@ def snapshot(plain: PlainCcp, policy: CallPolicy | None = None) -> Snapshot:
                 out[i, j] = values[g, s]
         return out
 
-    return Snapshot(
+    return Results(
         sequence=0, as_of=0.0, credit=credit, liquidity=liquidity, groups=tuple(groups),
         scenarios=tuple(scenarios), exposure_by_group_scenario=matrix(credit_exposure),
         drain_by_group_scenario=matrix(drain), members_by_group=members_by_group,
         margin_level_by_group=np.array([margin_level[g] for g in groups], dtype=np.intp))
 
 
-def plain_level(policy: CallPolicy, exposure: float, initial_margin: float) -> int:
-    """The margin-call level a member is over: NONE, WARNING or CALL."""
-    p, kind = policy, NONE
+def plain_level(policy: CallPolicy, exposure: float, initial_margin: float) -> MarginLevel:
+    """The margin-call level a member is over."""
+    p, level = policy, MarginLevel.NONE
     if exposure > 0 and exposure >= max(p.warning_amount,
                                         p.warning_fraction_of_im * initial_margin):
-        kind = WARNING
+        level = MarginLevel.WARNING
     if exposure > 0 and exposure >= max(p.call_amount, p.call_fraction_of_im * initial_margin):
-        kind = CALL
-    return kind
+        level = MarginLevel.CALL
+    return level
 
 
 class PlainCallDesk:
@@ -225,23 +225,24 @@ class PlainCallDesk:
 
     def __init__(self, policy: CallPolicy) -> None:
         self.policy = policy
-        self.last: dict[str, tuple[int, float, float]] = {}
+        self.last: dict[str, tuple[MarginLevel, float, float]] = {}
 
     def decide(self, member: str, exposure: float, initial_margin: float,
-               now: float) -> str | None:
-        """The kind issued to ``member`` now ("warning", "call"), or None."""
+               now: float) -> MarginLevel | None:
+        """The level issued to ``member`` now (warning or call), or None."""
         p = self.policy
-        kind = plain_level(p, exposure, initial_margin)
-        last_kind, last_amount, last_ts = self.last.get(member, (NONE, 0.0, -np.inf))
-        if kind == NONE:
-            self.last[member] = (NONE, last_amount, last_ts)
+        level = plain_level(p, exposure, initial_margin)
+        last_level, last_amount, last_ts = self.last.get(member, (MarginLevel.NONE, 0.0,
+                                                                  -np.inf))
+        if level == MarginLevel.NONE:
+            self.last[member] = (MarginLevel.NONE, last_amount, last_ts)
             return None
         if exposure < p.minimum_transfer:
             return None
-        escalates = kind > last_kind
-        grows = (kind == last_kind and exposure >= last_amount + p.minimum_transfer
+        escalates = level > last_level
+        grows = (level == last_level and exposure >= last_amount + p.minimum_transfer
                  and now >= last_ts + p.cooldown_s)
         if not (escalates or grows):
             return None
-        self.last[member] = (kind, exposure, now)
-        return KIND_NAMES[kind]
+        self.last[member] = (level, exposure, now)
+        return level

@@ -18,8 +18,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from risk.calls import CALL, KIND_NAMES, NONE, WARNING
+from risk.calls import MarginLevel
 from streams import metrics as m
+from streams.tally import REJECTED
 
 Json = dict[str, Any]
 
@@ -44,8 +45,8 @@ GRAFANA_CURRENCIES = frozenset((
     "USD", "GBP", "EUR", "JPY", "RUB", "UAH", "BRL", "DKK", "ISK", "NOK", "SEK", "CZK", "CHF",
     "PLN", "ZAR", "INR", "KRW"))
 
-MARGIN_LEVELS = {NONE: ("none", "green"), WARNING: (KIND_NAMES[WARNING], "orange"),
-                 CALL: (KIND_NAMES[CALL], "red")}
+MARGIN_LEVEL_COLOURS = {MarginLevel.NONE: "green", MarginLevel.WARNING: "orange",
+                        MarginLevel.CALL: "red"}
 BELOW_ZERO_RED: list[Json] = [{"color": "red", "value": None}, {"color": "green", "value": 0}]
 BELOW_ONE_RED: list[Json] = [{"color": "red", "value": None}, {"color": "green", "value": 1}]
 NEUTRAL: list[Json] = [{"color": "blue", "value": None}]
@@ -74,7 +75,7 @@ def target(expr: str, legend: str = "", *, instant: bool = False, table: bool = 
             "legendFormat": legend or "__auto", "range": not (instant or table)}
 
 
-def _panel(kind: str, title: str, description: str, unit: str, targets: Sequence[Json],
+def _panel(panel_type: str, title: str, description: str, unit: str, targets: Sequence[Json],
            size: tuple[int, int], *, custom: Json | None = None,
            thresholds: list[Json] | None = None, mappings: list[Json] | None = None,
            overrides: Sequence[Json] = (), options: Json | None = None,
@@ -83,8 +84,9 @@ def _panel(kind: str, title: str, description: str, unit: str, targets: Sequence
                       "thresholds": {"mode": "absolute", "steps": thresholds or NEUTRAL}}
     if custom is not None:
         defaults["custom"] = custom
-    if kind in ("timeseries", "bargauge"):
-        defaults["color"] = {"mode": "palette-classic" if kind == "timeseries" else "thresholds"}
+    if panel_type in ("timeseries", "bargauge"):
+        defaults["color"] = {"mode": "palette-classic" if panel_type == "timeseries"
+                             else "thresholds"}
     width, height = size
     panel: Json = {
         "datasource": DATASOURCE, "description": description,
@@ -92,7 +94,7 @@ def _panel(kind: str, title: str, description: str, unit: str, targets: Sequence
         "gridPos": {"h": height, "w": width, "x": 0, "y": 0}, "id": 0,
         "options": options or {},
         "targets": [{**t, "refId": chr(ord("A") + i)} for i, t in enumerate(targets)],
-        "title": title, "type": kind}
+        "title": title, "type": panel_type}
     if transformations:
         panel["transformations"] = list(transformations)
     return panel
@@ -174,8 +176,8 @@ def column(name: str, *properties: tuple[str, Any]) -> Json:
 
 def _margin_level_mappings() -> list[Json]:
     return [{"type": "value", "options": {
-        str(level): {"color": color, "index": level, "text": text}
-        for level, (text, color) in MARGIN_LEVELS.items()}}]
+        str(int(level)): {"color": color, "index": int(level), "text": level.label}
+        for level, color in MARGIN_LEVEL_COLOURS.items()}}]
 
 
 DASHED = ("custom.lineStyle", {"dash": [10, 10], "fill": "dash"})
@@ -451,7 +453,7 @@ def margin_calls(currency: str) -> Json:
 
 def service_health(currency: str) -> Json:
     """Service health: input rates, dead letters, latency, freshness, scrape status."""
-    rejected = series(m.EVENTS + "_total", outcome=m.REJECTED)
+    rejected = series(m.EVENTS + "_total", outcome=REJECTED)
     return _dashboard("cover2-service-health", "Service health", (
         "Whether the numbers on the other dashboards are current: input rates, dead letters, "
         "event-to-metric latency, data freshness and the workers' scrape status."), [
@@ -479,7 +481,7 @@ def service_health(currency: str) -> Json:
          stat("Snapshot age", (
              "Seconds since the results were last refreshed; the oldest worker. Growing "
              "while events arrive means the numbers are stale."), "s",
-             [target(f"max({series(m.SNAPSHOT_AGE)})", "snapshot age")], (6, 5))],
+             [target(f"max({series(m.RESULTS_AGE)})", "snapshot age")], (6, 5))],
         [timeseries("Events per second by topic and outcome", (
             "Input messages per second by topic and outcome (applied, duplicate, stale, "
             "rejected), all workers together, over one minute."), "ops",
@@ -489,7 +491,7 @@ def service_health(currency: str) -> Json:
              "Rejected input messages per second by topic, all workers together; anything "
              "above zero is an upstream system sending what the contract does not allow."),
              "ops",
-             [target(f'sum by (topic) ({series(EVENTS_RATE, outcome=m.REJECTED)}) or '
+             [target(f'sum by (topic) ({series(EVENTS_RATE, outcome=REJECTED)}) or '
                      f'sum by (topic) ({series(EVENTS_RATE)}) * 0', "{{topic}}")], (12, 8),
              thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 0.001}])],
         [timeseries("Event-to-metric latency", (
@@ -505,7 +507,7 @@ def service_health(currency: str) -> Json:
              [target(f"min by (topic) ({series(LAST_EVENT_AGE)})", "{{topic}}")], (12, 8))],
         [timeseries("Snapshot age", (
             "Seconds since each worker last refreshed its results."), "s",
-            [target(f"max by (instance) ({series(m.SNAPSHOT_AGE)})", "{{instance}}")], (12, 8)),
+            [target(f"max by (instance) ({series(m.RESULTS_AGE)})", "{{instance}}")], (12, 8)),
          timeseries("Scrape status", (
              "1 while Prometheus reaches a worker, 0 while it does not."), "none",
              [target(series("up"), "{{instance}}")], (12, 8), stepped=True,

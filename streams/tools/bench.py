@@ -14,8 +14,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -24,17 +22,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from streams import topics as t
-from streams.broker import free_port, start_broker, stop_process, wait_for_kafka
-from streams.codec import decode, decode_many
-from streams.market import SCALES, Feed, Market, encode
-from streams.metrics import LATENCY_BUCKETS
+from streams.codec import decode, decode_many, encode
+from streams.kafka.admin import create_topics, wait_for_kafka
+from streams.kafka.clients import Connection, Consumer, TopicPartition
+from streams.kafka.outputs import Outputs
+from streams.kafka.sender import KeyedSender, batch_producer
 from streams.monitor import Monitor
-from streams.outputs import Outputs
-from streams.settings import EMBEDDED_TIMEOUTS, Settings
-from streams.simulate import MAX_BATCH_BYTES, KeyedSender
+from streams.settings import Settings
+from streams.tally import LATENCY_BUCKETS
+from streams.tools.broker import free_port, start_broker, stop_process
+from streams.tools.lab import Worker, eventually, http_get
+from streams.tools.market import SCALES, Feed, Market
+from streams.tools.settings import ToolSettings
 
 Say = Callable[[str], None]
 
@@ -59,31 +60,6 @@ QUICK = Plan("demo", 20_000, 1, 5_000, 1_000.0, 2.0, 3.0, 2.0)
 SCALE_OUT_PARTITIONS = 2
 
 
-def _healthy(base: str) -> bool:
-    return _get(base + "/healthz")[0] == 200
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status), bytes(response.read())
-    except urllib.error.HTTPError as error:
-        return int(error.code), bytes(error.read())
-    except OSError:
-        return 0, b""
-
-
-async def _until(check: Callable[[], Any], timeout: float, what: str,
-                 interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        await asyncio.sleep(interval)
-    raise RuntimeError(f"bench: {what} did not happen within {timeout:.0f} s")
-
-
 class Lab:
     """The embedded broker, prepared topics and worker processes of one benchmark run."""
 
@@ -92,20 +68,21 @@ class Lab:
         self.directory = Path(tempfile.mkdtemp(prefix="cover2-bench-"))
         port = free_port()
         self.bootstrap = f"127.0.0.1:{port}"
+        self.connection = Connection(self.bootstrap)
         self.broker = start_broker("127.0.0.1", port, self.directory / "broker.log")
         self.market = Market.build(SCALES[plan.scale], seed)
-        self.workers: list[subprocess.Popen[bytes]] = []
+        self.workers: list[Worker] = []
         self.feed = self.new_feed()
 
     def close(self) -> None:
         for worker in self.workers:
-            stop_process(worker)
+            worker.stop()
         stop_process(self.broker)
 
     async def topics(self, partitions: int = 4) -> t.Topics:
         """A fresh set of topics."""
         topics = t.Topics(f"bench{uuid.uuid4().hex[:8]}.")
-        await t.create_topics(self.bootstrap, topics, partitions=partitions)
+        await create_topics(self.connection, topics, partitions=partitions)
         return topics
 
     def new_feed(self) -> Feed:
@@ -116,9 +93,9 @@ class Lab:
                       feed: Feed | None = None) -> dict[str, int]:
         """Reference data, opening prices and ``events`` feed events; returns counts per topic."""
         feed = feed or self.feed
-        reference = [(topic, key.encode(), encode(topic, value))
+        reference = [(topic, key.encode(), encode(value))
                      for topic, key, value in self.market.reference_messages()]
-        opening = [(topic, key.encode(), encode(topic, value))
+        opening = [(topic, key.encode(), encode(value))
                    for topic, key, value in feed.opening_prices()]
         await self._send(topics, reference + opening)
         counts = {t.PRICES: len(opening)}
@@ -146,8 +123,7 @@ class Lab:
         return counts
 
     async def _send(self, topics: t.Topics, messages: list[tuple[str, bytes, bytes]]) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks=1,
-                                    max_batch_size=MAX_BATCH_BYTES, max_request_size=16 << 20)
+        producer = batch_producer(self.connection, max_request_size=16 << 20)
         await producer.start()
         try:
             await KeyedSender(producer).send(
@@ -155,33 +131,22 @@ class Lab:
         finally:
             await producer.stop()
 
-    def spawn(self, topics: t.Topics, name: str, *flags: str) -> tuple[subprocess.Popen[bytes],
-                                                                       str]:
-        """A real `cover2 worker` process on ``topics``; returns it and its base URL."""
-        port = free_port()
-        log = open(self.directory / f"{name}.log", "ab")  # noqa: SIM115 (the process owns it)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker", "--broker",
-             f"kafka://{self.bootstrap}", "--topic-prefix", topics.prefix, "--web-port",
-             str(port), "--state-dir", str(self.directory), "--worker-id", name, "--group-id",
-             f"{topics.prefix}cover2",
-             "--session-timeout", str(EMBEDDED_TIMEOUTS["session_timeout"]),
-             "--heartbeat-interval", str(EMBEDDED_TIMEOUTS["heartbeat_interval"]),
-             "--max-batch", str(self.plan.batch), "--log-level", "warning", *flags],
-            stdout=log, stderr=subprocess.STDOUT)
-        self.workers.append(process)
-        return process, f"http://127.0.0.1:{port}"
+    def spawn(self, topics: t.Topics, name: str, *flags: str) -> Worker:
+        """A real `cover2 worker` process on ``topics``, started."""
+        worker = Worker(self.bootstrap, topics.prefix, self.directory, name,
+                        f"{topics.prefix}cover2",
+                        ("--max-batch", str(self.plan.batch), "--log-level", "warning", *flags))
+        self.workers.append(worker.start())
+        return worker
 
 
-def _hot_partitions(consumer: AIOKafkaConsumer, topics: t.Topics) -> list[TopicPartition]:
+def _hot_partitions(consumer: Consumer, topics: t.Topics) -> list[TopicPartition]:
     return [TopicPartition(name, p) for name in topics.names(t.HOT_INPUTS)
             for p in sorted(consumer.partitions_for_topic(name) or ())]
 
 
-async def _consumer(bootstrap: str) -> AIOKafkaConsumer:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20,
-                                fetch_max_wait_ms=int(Settings().fetch_wait * 1000))
+async def _consumer(lab: Lab) -> Consumer:
+    consumer = lab.connection.batch_consumer(Settings().fetch_wait)
     await consumer.start()
     return consumer
 
@@ -190,7 +155,7 @@ async def _read(lab: Lab, topics: t.Topics, total: int,
                 handle: Callable[[dict[TopicPartition, list[Any]]], Awaitable[None] | None]
                 ) -> float:
     """Read the prepared hot topics from the start through ``handle``: events per second."""
-    consumer = await _consumer(lab.bootstrap)
+    consumer = await _consumer(lab)
     try:
         await consumer.topics()
         consumer.assign(_hot_partitions(consumer, topics))
@@ -209,7 +174,7 @@ async def _read(lab: Lab, topics: t.Topics, total: int,
 
 async def _loaded_monitor(lab: Lab, topics: t.Topics, monitor: Monitor) -> Monitor:
     """Apply the prepared reference topics, as the faust agents would."""
-    consumer = await _consumer(lab.bootstrap)
+    consumer = await _consumer(lab)
     try:
         await consumer.topics()
         partitions = [TopicPartition(name, p) for name in topics.names(t.REFERENCE_INPUTS)
@@ -247,7 +212,7 @@ async def throughput_rows(lab: Lab, topics: t.Topics, total: int) -> list[dict[s
     async def decoded() -> float:
         def handle(batch: dict[TopicPartition, list[Any]]) -> None:
             for records in batch.values():
-                kind = topics.kind(records[0].topic)
+                kind = topics.short(records[0].topic)
                 for record in records:
                     decode(kind, record.key, record.value)
         return await _read(lab, topics, total, handle)
@@ -267,7 +232,7 @@ async def throughput_rows(lab: Lab, topics: t.Topics, total: int) -> list[dict[s
     async def per_event_faust() -> float:
         budget = lab.plan.faust_budget_s
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "streams.bench_faust", lab.bootstrap, topics.prefix,
+            sys.executable, "-m", "streams.tools.bench_faust", lab.bootstrap, topics.prefix,
             lab.plan.scale, str(lab.seed), str(total), str(budget),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
         out, _ = await asyncio.wait_for(process.communicate(), timeout=budget + 120)
@@ -324,7 +289,7 @@ async def _floor(lab: Lab, topics: t.Topics, start: float, end: float) -> list[f
     It decodes each message for its event time and does nothing else: what any
     consumer of these topics on this broker and machine sees at best.
     """
-    consumer = await _consumer(lab.bootstrap)
+    consumer = await _consumer(lab)
     lags: list[float] = []
     try:
         await consumer.topics()
@@ -333,7 +298,7 @@ async def _floor(lab: Lab, topics: t.Topics, start: float, end: float) -> list[f
         while time.time() < end:
             for records in (await consumer.getmany(timeout_ms=100)).values():
                 received = time.time()
-                kind = topics.kind(records[0].topic)
+                kind = topics.short(records[0].topic)
                 messages, _, _ = decode_many(kind, [r.value for r in records])
                 lags += [received - m.ts for m in messages
                          if m.ts is not None and start <= m.ts < end]
@@ -346,18 +311,16 @@ class Workers:
     """Worker processes in one consumer group on the same topics."""
 
     def __init__(self, lab: Lab, topics: t.Topics, name: str, count: int, *flags: str) -> None:
-        spawned = [lab.spawn(topics, f"{name}-{i}", *flags) for i in range(count)]
-        self.processes = [process for process, _ in spawned]
-        self.bases = [base for _, base in spawned]
+        self.workers = [lab.spawn(topics, f"{name}-{i}", *flags) for i in range(count)]
 
     def documents(self) -> list[dict[str, Any]] | None:
         """Every worker's ``/cover2``, or None while one of them has none."""
         documents = []
-        for base in self.bases:
-            status, body = _get(base + "/cover2")
+        for worker in self.workers:
+            status, document = worker.get("/cover2")
             if status != 200:
                 return None
-            documents.append(json.loads(body))
+            documents.append(document)
         return documents
 
     def settled(self, scenarios: int, partitions: int) -> list[dict[str, Any]] | None:
@@ -382,17 +345,17 @@ class Workers:
 
     def histogram(self) -> list[float]:
         """Cumulative bucket counts of the latency histogram, summed over the workers."""
-        each = [_histogram(_get(base + "/metrics")[1].decode()) for base in self.bases]
+        each = [_histogram(http_get(worker.url("/metrics"))[1].decode())
+                for worker in self.workers]
         return [sum(counts) for counts in zip(*each, strict=True)]
 
     def signal(self, signum: signal.Signals) -> None:
-        for process in self.processes:
-            process.send_signal(signum)
+        for worker in self.workers:
+            worker.signal(signum)
 
     def stop(self) -> None:
-        self.signal(signal.SIGCONT)
-        for process in self.processes:
-            stop_process(process)
+        for worker in self.workers:
+            worker.stop()
 
 
 async def latency(lab: Lab, say: Say, workers: int = 1, partitions: int = 1) -> dict[str, Any]:
@@ -410,7 +373,7 @@ async def latency(lab: Lab, say: Say, workers: int = 1, partitions: int = 1) -> 
         def ready() -> bool:
             documents = group.settled(lab.market.scale.scenarios, partitions)
             return documents is not None and all(d["counts"]["trades"] > 0 for d in documents)
-        await _until(ready, 300, "the latency feed flowing")
+        await eventually(ready, 300, "the latency feed flowing")
         start = time.time() + lab.plan.warmup_s
         floor = asyncio.ensure_future(_floor(lab, topics, start, start + lab.plan.latency_s))
         await asyncio.sleep(start - time.time())
@@ -451,8 +414,8 @@ async def catch_up(lab: Lab, workers: int, partitions: int, say: Say) -> list[fl
     group = Workers(lab, topics, f"catch-up{workers}", workers,
                     "--session-timeout", "10", "--heartbeat-interval", "3")
     try:
-        await _until(lambda: group.settled(lab.market.scale.scenarios, partitions), 120,
-                     f"{workers} workers settled in their group")
+        await eventually(lambda: group.settled(lab.market.scale.scenarios, partitions), 120,
+                         f"{workers} workers settled in their group")
         runs = []
         for _ in range(lab.plan.repeats):
             group.signal(signal.SIGSTOP)
@@ -460,8 +423,8 @@ async def catch_up(lab: Lab, workers: int, partitions: int, say: Say) -> list[fl
             read += sum(counts.values()) + (workers - 1) * counts[t.PRICES]
             started = time.monotonic()
             group.signal(signal.SIGCONT)
-            await _until(partial(group.caught_up, read), 300, "the backlog applied",
-                         interval=0.02)
+            await eventually(partial(group.caught_up, read), 300, "the backlog applied",
+                             interval=0.02)
             runs.append(sum(counts.values()) / (time.monotonic() - started))
             say(f"  {workers} worker{'s' if workers > 1 else ''}: {runs[-1]:,.0f} events/s")
         return runs
@@ -488,61 +451,53 @@ async def startup(lab: Lab) -> float:
     for i in range(lab.plan.repeats):
         topics = t.Topics(f"bench{uuid.uuid4().hex[:8]}.")
         started = time.monotonic()
-        worker, url = lab.spawn(topics, f"startup{i}")
-        await _until(partial(_healthy, url), 60, "start-up")
+        worker = await lab.spawn(topics, f"startup{i}").healthy()
         times.append(time.monotonic() - started)
-        stop_process(worker)
+        worker.stop()
     return statistics.median(times)
-
-
-def _peak_rss(process: subprocess.Popen[bytes]) -> int:
-    status = Path(f"/proc/{process.pid}/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]
-               ) * 1024
 
 
 async def restart(lab: Lab, topics: t.Topics, counts: dict[str, int],
                   say: Say) -> tuple[float, int]:
     """Seconds from a restart after kill -9 to healthy and caught up, and peak RSS.
 
-    The worker holds the prepared day of state; its last snapshot misses a tail
+    The worker holds the prepared day of state; its last checkpoint misses a tail
     of the stream, which the restarted worker replays from the input topics.
     """
     total = sum(counts.values())
 
-    def caught_up(base: str) -> bool:
-        status, body = _get(base + "/cover2")
+    def caught_up(worker: Worker) -> bool:
+        status, document = worker.get("/cover2")
         if status != 200:
             return False
-        c = json.loads(body)["counts"]
+        c = document["counts"]
         return bool(c["trades"] + c["duplicates"] + c["prices"] + c["collateral"] + c["stale"]
                     + c["rejected"] >= total)
 
-    flags = ("--snapshot-interval", "3600")
-    worker, base = lab.spawn(topics, "restart", *flags)
-    await _until(lambda: caught_up(base), 900, "the day of state applied", interval=0.5)
-    stop_process(worker)  # a clean stop writes the snapshot
+    flags = ("--checkpoint-interval", "3600")
+    worker = lab.spawn(topics, "restart", *flags)
+    await eventually(lambda: caught_up(worker), 900, "the day of state applied", interval=0.5)
+    worker.stop()  # a clean stop writes the checkpoint
     total += sum((await lab.extend(topics, max(total // 20, 1_000))).values())
-    worker, base = lab.spawn(topics, "restart", *flags)
-    await _until(lambda: caught_up(base), 300, "the tail applied", interval=0.2)
-    peak = _peak_rss(worker)
+    worker = lab.spawn(topics, "restart", *flags)
+    await eventually(lambda: caught_up(worker), 300, "the tail applied", interval=0.2)
+    peak = worker.peak_rss()
     worker.kill()
-    worker.wait()
-    say(f"  killed -9 holding {counts.get(t.TRADES, 0):,} trades; the snapshot misses the "
+    say(f"  killed -9 holding {counts.get(t.TRADES, 0):,} trades; the checkpoint misses the "
         f"last {total // 21:,} events")
     started = time.monotonic()
-    worker, base = lab.spawn(topics, "restart", *flags)
-    await _until(lambda: _healthy(base) and caught_up(base), 120,
-                 "healthy and caught up after kill -9", interval=0.02)
+    worker = lab.spawn(topics, "restart", *flags)
+    await eventually(lambda: http_get(worker.url("/healthz"))[0] == 200 and caught_up(worker),
+                     120, "healthy and caught up after kill -9", interval=0.02)
     elapsed = time.monotonic() - started
-    return elapsed, max(peak, _peak_rss(worker))
+    return elapsed, max(peak, worker.peak_rss())
 
 
 async def run(plan: Plan, seed: int, say: Say) -> dict[str, Any]:
     """The whole benchmark; returns the results in the shape `--json` writes."""
     lab = Lab(plan, seed, say)
     try:
-        await wait_for_kafka(lab.bootstrap)
+        await wait_for_kafka(lab.connection)
         scale = lab.market.scale
         say(f"bench: {plan.scale} scale ({scale.members} members, {scale.groups} groups, "
             f"{scale.instruments} instruments, {scale.scenarios} scenarios), embedded broker "
@@ -592,7 +547,7 @@ def _scale_out_table(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def table(result: dict[str, Any]) -> str:
-    """The results as bench.md lays them out."""
+    """The results as a table: throughput rows, latency, scale-out, start-up, restart, memory."""
     lines = [f"{'row':<16} {'events/s':>12} {'ratio':>7}"]
     lines += [f"{r['row']:<16} {r['events_per_s']:>12,.0f} {r['ratio']:>7.3f}"
               for r in result["rows"]]
@@ -611,7 +566,7 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(settings: Settings, say: Say) -> None:
+def main(settings: ToolSettings, say: Say) -> None:
     """Run the plan the settings choose, print the table, and write the JSON if asked."""
     plan = QUICK if settings.quick else replace(FULL, scale=settings.scale)
     json_path = settings.json

@@ -299,13 +299,6 @@ class Market:
         return out
 
 
-def encode(topic: str, value: Value) -> bytes:
-    """The JSON bytes of a message value for ``topic`` (named without prefix)."""
-    if topic not in FEED_TOPICS and topic not in REFERENCE_TOPICS:
-        raise ValueError(f"unknown topic {topic!r}")
-    return _ENCODER.encode(value)
-
-
 class Feed:
     """Trades, prices, collateral and settlements of a `Market`, generated in chunks.
 

@@ -113,7 +113,7 @@ def decode_view(value: bytes) -> tuple[Header, PartitionView]:
                                  np.array(header.margin_level, dtype=np.intp), settled)
 
 
-class Partials(mode.Service):
+class ViewExchange(mode.Service):
     """Publishes this worker's changed views and hands the others' to the monitor.
 
     It starts before the worker joins its consumer group and reads from the end
@@ -125,7 +125,7 @@ class Partials(mode.Service):
         super().__init__(**kwargs)
         self.settings = settings
         self.monitor = monitor
-        self.topic = t.Topics(settings.topic_prefix).name(t.PARTIALS)
+        self.topic = settings.topics.name(t.PARTITION_VIEWS)
         # Unique to this process: a restarted worker must not take its old views for its own.
         self.sender = f"{settings.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.consumer: AIOKafkaConsumer | None = None
@@ -134,18 +134,18 @@ class Partials(mode.Service):
 
     async def on_start(self) -> None:
         s = self.settings
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap_servers, client_id=f"cover2-partials-{s.name}",
-            enable_auto_commit=False, fetch_max_wait_ms=int(s.fetch_wait * 1000),
-            max_partition_fetch_bytes=t.PARTIALS_MAX_BYTES, fetch_max_bytes=t.PARTIALS_MAX_BYTES)
+        self.consumer = s.connection.consumer(
+            client_id=f"cover2-views-{s.name}", fetch_max_wait_ms=int(s.fetch_wait * 1000),
+            max_partition_fetch_bytes=t.PARTITION_VIEWS_MAX_BYTES,
+            fetch_max_bytes=t.PARTITION_VIEWS_MAX_BYTES)
         await self.consumer.start()
         partition = TopicPartition(self.topic, 0)
         self.consumer.assign([partition])
         await self.consumer.seek_to_end(partition)
         await self.consumer.position(partition)
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=s.bootstrap_servers, client_id=f"cover2-partials-{s.name}",
-            acks=1, linger_ms=2, max_request_size=t.PARTIALS_MAX_BYTES)
+        self.producer = s.connection.producer(
+            client_id=f"cover2-views-{s.name}", acks=1, linger_ms=2,
+            max_request_size=t.PARTITION_VIEWS_MAX_BYTES)
         await self.producer.start()
 
     async def on_stop(self) -> None:
@@ -174,7 +174,7 @@ class Partials(mode.Service):
         """Publish every view this worker counts, and wait until they are out: called
         as the group rebalances, so that each partition's next owner finds its view."""
         assert self.producer is not None
-        views = self.monitor.views_to_publish(every=True)
+        views = self.monitor.handover.views_to_publish(every=True)
         for view in views:
             await self.producer.send_and_wait(
                 self.topic, encode_view(view, self.settings.group_id, self.sender),
@@ -186,8 +186,8 @@ class Partials(mode.Service):
         assert self.producer is not None
         while not self.should_stop:
             await asyncio.sleep(self.settings.merge_interval)
-            if self.monitor.group_size > 1:
-                views = self.monitor.views_to_publish()
+            if self.monitor.handover.group_size > 1:
+                views = self.monitor.handover.views_to_publish()
                 for view in views:
                     await self.producer.send(self.topic, encode_view(
                         view, self.settings.group_id, self.sender),

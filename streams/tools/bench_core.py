@@ -5,7 +5,7 @@ mix (70% trades, 25% prices, 5% collateral) through ``apply_*`` and ``publish``
 and prints the median cost per batch and per event, next to a full recompute
 of every scenario P&L from positions (what a batch costs without increments).
 
-    python -m benchmarks.core [--scale large] [--batch 1000 10000 50000]
+    python -m streams.tools.bench_core [--scale large] [--batch 1000 10000 50000]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 
 from risk.ccp import Ccp
 from risk.model import Collateral, Prices, Trades
-from streams.market import SCALES, Feed, Market, load_reference
+from streams.tools.market import SCALES, Feed, Market, load_reference
 
 Batch = tuple[Prices, Trades, Collateral]
 

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from risk.ccp import Ccp
 from risk.cover import Cover
 from risk.model import Collateral, Instrument, Member, Prices, Resources, Scenario, Trades
-from risk.reference import PlainCcp, snapshot
-from risk.snapshot import Snapshot
+from risk.plain import PlainCcp, plain_results
+from risk.results import Results
 from tests.property import strategies as s
 from tests.tolerances import MONEY_ATOL, MONEY_RTOL
 
@@ -60,7 +60,7 @@ def apply_reference(ccp: Ccp, plain: PlainCcp, e: object) -> None:
         plain.remove_scenario(e.scenario)
 
 
-def by_scenario(snap: Snapshot, matrix: np.ndarray, order: tuple[str, ...]) -> np.ndarray:
+def by_scenario(snap: Results, matrix: np.ndarray, order: tuple[str, ...]) -> np.ndarray:
     columns = [snap.scenarios.index(name) for name in order]
     return matrix[:, columns].reshape(len(snap.groups), len(order))
 
@@ -88,7 +88,7 @@ def assert_same_cover(got: Cover, want: Cover, matrix: np.ndarray, scenarios: tu
             assert close(g.amount, w.amount, tol)
 
 
-def assert_same(got: Snapshot, want: Snapshot) -> None:
+def assert_same(got: Results, want: Results) -> None:
     assert got.groups == want.groups
     assert sorted(got.scenarios) == sorted(want.scenarios)
     assert {g: sorted(m) for g, m in got.members_by_group.items()} == \
@@ -123,8 +123,8 @@ def test_incremental_core_equals_full_recompute(steps: list[tuple[object, bool]]
         else:
             apply_reference(ccp, plain, step)
         if publish:
-            assert_same(ccp.publish(now=0.0)[0], snapshot(plain))
-    assert_same(ccp.publish(now=0.0)[0], snapshot(plain))
+            assert_same(ccp.publish(now=0.0)[0], plain_results(plain))
+    assert_same(ccp.publish(now=0.0)[0], plain_results(plain))
 
 
 @settings(max_examples=100, deadline=None)
@@ -138,4 +138,4 @@ def test_recompute_from_positions_changes_nothing(steps: list[tuple[object, bool
         else:
             apply_reference(ccp, plain, step)
     ccp.recompute()
-    assert_same(ccp.publish(now=0.0)[0], snapshot(plain))
+    assert_same(ccp.publish(now=0.0)[0], plain_results(plain))

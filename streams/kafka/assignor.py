@@ -1,33 +1,19 @@
-"""Which worker holds which members: home partitions and their assignment.
+"""Which worker owns which partition numbers of the member-keyed inputs.
 
-A member's home is the partition Kafka's default partitioner gives its id
-(murmur2 of the key, as the Java client and aiokafka compute it). Trades and
-collateral are keyed by member and have the same partition count, so a
-worker that owns partition ``p`` of both holds every message of the members
-whose home is ``p``.
+Trades and collateral are keyed by member and have the same partition count,
+so a worker that owns partition ``p`` of both holds every message of the
+members whose home is ``p`` (:mod:`streams.homes`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 from aiokafka.cluster import ClusterMetadata
 from aiokafka.coordinator.protocol import (
     ConsumerProtocolMemberAssignment,
     ConsumerProtocolMemberMetadata,
 )
-from aiokafka.partitioner import murmur2
-
-
-@dataclass(frozen=True)
-class HomePartition:
-    """A member's home partition among ``partitions``."""
-
-    partitions: int
-
-    def __call__(self, member: str) -> int:
-        return int((murmur2(member.encode()) & 0x7FFFFFFF) % self.partitions)
 
 
 class CoPartitionedAssignor:

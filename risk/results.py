@@ -1,4 +1,4 @@
-"""The immutable result of a batch: what the service publishes."""
+"""The immutable results of a batch: what the service publishes."""
 
 from __future__ import annotations
 
@@ -80,13 +80,13 @@ def ratio(resources: float, requirement: float) -> float:
 
 
 def frozen(array: Array) -> Array:
-    """``array`` marked read-only, so a snapshot cannot be changed through it."""
+    """``array`` marked read-only, so results cannot be changed through it."""
     array.flags.writeable = False
     return array
 
 
 @dataclass(frozen=True)
-class Snapshot:
+class Results:
     """Every result after a batch.
 
     Attributes
@@ -97,7 +97,7 @@ class Snapshot:
     drain_by_group_scenario : (n_groups, n_scenarios) liquidity drain, read-only
     members_by_group : each group's member ids
     margin_level_by_group : (n_groups,) the highest margin-call level any of the group's
-        members is over now: 0 none, 1 warning, 2 call (:meth:`risk.calls.CallPolicy.level`)
+        members is over now, a :class:`risk.calls.MarginLevel`
     """
 
     sequence: int

@@ -1,0 +1,41 @@
+"""The settings of the tools: the embedded broker, the market feed, the bench, the dashboards.
+
+They extend the worker's :class:`streams.settings.Settings`, read the same way
+(flag, then ``COVER2_*`` variable, then default), so that `cover2 run` can pass
+the worker its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streams.settings import Settings, env_name, setting
+
+SCALE_NAMES = ("demo", "large", "xl")
+
+
+@dataclass(frozen=True)
+class ToolSettings(Settings):
+    """The worker's settings and those of the tools around it."""
+
+    broker_host: str = setting("127.0.0.1", "address the embedded broker listens on")
+    broker_port: int = setting(9092, "port of the embedded broker")
+    demo: bool = setting(True, "with `cover2 run`, also start the demo market feed")
+    rate: float = setting(1000.0, "events per second the market feed sends")
+    seconds: float = setting(0.0, "how long the market feed runs (0: until stopped)")
+    seed: int = setting(1, "seed of the synthetic market")
+    scale: str = setting("demo", "size of the synthetic market: demo, large or xl")
+    quick: bool = setting(False, "cover2 bench: a small smoke run that checks it works")
+    json: str = setting("", "cover2 bench: also write the results to this file")
+    dashboards_dir: str = setting("grafana/dashboards",
+                                   "cover2 dashboards: where the Grafana dashboards are written")
+
+    def __post_init__(self) -> None:
+        if self.scale not in SCALE_NAMES:
+            raise ValueError(f"unknown scale {self.scale!r}: choose demo, large or xl "
+                             f"(--scale, {env_name('scale')})")
+
+    @property
+    def embedded_broker(self) -> str:
+        """``HOST:PORT`` of the embedded broker."""
+        return f"{self.broker_host}:{self.broker_port}"

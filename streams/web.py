@@ -1,0 +1,38 @@
+"""The HTTP endpoints as plain functions: (status, JSON document) from the monitor's results.
+
+:func:`streams.app.create_app` routes faust's web views to them; tests call them directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from risk.ccp import MemberRows
+from risk.results import Results
+from streams.documents import cover2_document, group_document
+
+Response = tuple[int, dict[str, Any]]
+
+
+def healthz(healthy: bool, worker: str) -> Response:
+    """Liveness: 200 once the worker holds its partitions and has restored its state."""
+    return (200 if healthy else 503), {"status": "ok" if healthy else "starting",
+                                       "worker": worker}
+
+
+def cover2(results: Results | None, currency: str, counts: dict[str, int],
+           partitions: dict[str, list[int]]) -> Response:
+    """``GET /cover2``: the latest results, or 503 before there are any."""
+    if results is None:
+        return 503, {"error": "no results yet: the worker is starting"}
+    return 200, cover2_document(results, currency, counts, partitions)
+
+
+def group(results: Results | None, member_rows: Callable[[str], MemberRows], name: str,
+          currency: str) -> Response:
+    """``GET /groups/{group}``: the group's figures, or 404 with the groups there are."""
+    if results is None or name not in results.groups:
+        return 404, {"error": f"no group {name!r}",
+                     "groups": list(results.groups if results else ())}
+    return 200, group_document(results, member_rows(name), name, currency)
