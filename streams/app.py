@@ -76,7 +76,7 @@ def create_app(settings: Settings, store: CheckpointStore) -> faust.App:
     app.add_dependency(Checkpointer(store, monitor.state, outputs, settings.checkpoint_interval))
     registry = CollectorRegistry()
     registry.register(ResultsCollector(settings.currency, lambda: monitor.results,
-                                       lambda: monitor.state.tally,
+                                       lambda: monitor.tally,
                                        lambda: time.time() - monitor.refreshed_at))
     log.info("state %s: %s", store.path, "restored" if state else "starting empty")
 
@@ -109,7 +109,7 @@ def create_app(settings: Settings, store: CheckpointStore) -> faust.App:
 
     @app.page("/groups/{group}")
     async def group(view: Any, request: Any, group: str) -> Any:
-        return respond(view, web.group(monitor.results, monitor.state.ccp.member_rows, group,
+        return respond(view, web.group(monitor.results, monitor.member_rows, group,
                                        settings.currency))
 
     async def recompute() -> None:

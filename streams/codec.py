@@ -123,32 +123,32 @@ class Tombstone:
     key: str
 
 
-_DECODERS = {kind: msgspec.json.Decoder(struct) for kind, struct in MESSAGE_TYPES.items()}
+_DECODERS = {topic: msgspec.json.Decoder(struct) for topic, struct in MESSAGE_TYPES.items()}
 
 
-def decode(kind: str, key: bytes | None, value: bytes | None) -> Any:
+def decode(topic: str, key: bytes | None, value: bytes | None) -> Any:
     """One message: its struct, a :class:`Tombstone`, or a :class:`Rejection`."""
     if value is None:
-        if kind in TOMBSTONE_TOPICS and key:
+        if topic in TOMBSTONE_TOPICS and key:
             try:
                 return Tombstone(key.decode())
             except UnicodeDecodeError:
                 return Rejection("tombstone key is not UTF-8")
         return Rejection("null value where a message is required")
     try:
-        return _DECODERS[kind].decode(value)
+        return _DECODERS[topic].decode(value)
     except (msgspec.DecodeError, msgspec.ValidationError) as error:
         return Rejection(str(error))
 
 
-def decode_many(kind: str, values: Sequence[bytes | None]) -> tuple[list[Any], list[int],
+def decode_many(topic: str, values: Sequence[bytes | None]) -> tuple[list[Any], list[int],
                                                                     list[tuple[int, str]]]:
     """Many messages of one per-message topic: (messages, their positions, rejections).
 
     The hot path: one comprehension when every message is good, message by message
     only for a batch that has a bad one. ``rejections`` holds ``(position, reason)``.
     """
-    decode_one = _DECODERS[kind].decode
+    decode_one = _DECODERS[topic].decode
     try:  # a null value raises TypeError
         every = [decode_one(value) for value in values]  # type: ignore[arg-type]
         return every, list(range(len(values))), []
@@ -158,7 +158,7 @@ def decode_many(kind: str, values: Sequence[bytes | None]) -> tuple[list[Any], l
     positions: list[int] = []
     rejections: list[tuple[int, str]] = []
     for position, value in enumerate(values):
-        message = decode(kind, None, value)
+        message = decode(topic, None, value)
         if isinstance(message, Rejection):
             rejections.append((position, message.reason))
         else:

@@ -94,8 +94,8 @@ class ResultsCollector(Collector):
         by_type = GaugeMetricFamily(LIQUIDITY_QUALIFYING_BY_TYPE,
                                     f"Qualifying liquid resources by type, in {self.currency}",
                                     labels=["type"])
-        for kind, amount in sorted(liquidity.qualifying_by_type.items()):
-            by_type.add_metric([kind], amount)
+        for resource_type, amount in sorted(liquidity.qualifying_by_type.items()):
+            by_type.add_metric([resource_type], amount)
         yield by_type
         yield self._gauge(LIQUIDITY_HEADROOM, "Qualifying liquid resources minus cover-2 drain",
                           liquidity.headroom)
@@ -148,8 +148,8 @@ class ResultsCollector(Collector):
         for level in CALL_LEVELS:
             calls.add_metric([level], sum(n for (_, issued), n in tally.margin_calls.items()
                                           if issued == level))
-        for (group, kind), n in sorted(tally.margin_calls.items()):
-            by_group.add_metric([group, kind], n)
+        for (group, level), n in sorted(tally.margin_calls.items()):
+            by_group.add_metric([group, level], n)
         yield calls
         yield by_group
         last = GaugeMetricFamily(LAST_EVENT_TIMESTAMP, "Event time of the newest applied message",

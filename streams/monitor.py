@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from risk.calls import CallPolicy, MarginCall
-from risk.ccp import Ccp
+from risk.ccp import Ccp, MemberRows
 from risk.merge import PartitionView
 from risk.model import Collateral, Prices, Trades
 from risk.results import Results
@@ -44,7 +44,7 @@ from streams.handover import Handover
 from streams.homes import HomePartition
 from streams.records import DeadLetter, Effects, Forward, Record
 from streams.state import MonitorState
-from streams.tally import APPLIED, DUPLICATE, FORWARDED, REJECTED, STALE
+from streams.tally import APPLIED, DUPLICATE, FORWARDED, REJECTED, STALE, Tally
 
 _MEMBER, _TRADE_ID, _INSTRUMENT = attrgetter("member"), attrgetter("trade_id"), \
     attrgetter("instrument")
@@ -102,6 +102,15 @@ class Monitor:
         """Whether anything was applied since the last refresh, or a partition is
         being rebuilt (a refresh is when it is taken over)."""
         return self._dirty or bool(self.state.ccp.holdings.rebuilding)
+
+    @property
+    def tally(self) -> Tally:
+        """What the worker counted."""
+        return self.state.tally
+
+    def member_rows(self, group: str) -> MemberRows:
+        """The group's members held here, with their exposure and need by scenario."""
+        return self.state.ccp.member_rows(group)
 
     def next_offset(self, topic: str, partition: int) -> int:
         """The first offset of ``topic``/``partition`` the state does not include."""

@@ -102,8 +102,8 @@ def _boolean(text: str) -> bool:
     raise ValueError(text)
 
 
-def _parser_of(kind: type) -> Any:
-    return _boolean if kind is bool else kind
+def _parser_of(value_type: type) -> Any:
+    return _boolean if value_type is bool else value_type
 
 
 # Shorter flags the contract's command line uses.
@@ -112,11 +112,11 @@ AnySettings = TypeVar("AnySettings", bound=Settings)
 
 
 def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None = None,
-                  kind: type[Settings] = Settings) -> None:
-    """Add a flag for each setting of ``kind`` (or for ``names``), its variable named in the
-    help. A boolean setting ``demo`` gets ``--demo`` and ``--no-demo``.
+                  settings_type: type[Settings] = Settings) -> None:
+    """Add a flag for each setting of ``settings_type`` (or for ``names``), its variable
+    named in the help. A boolean setting ``demo`` gets ``--demo`` and ``--no-demo``.
     """
-    for f in dataclasses.fields(kind):
+    for f in dataclasses.fields(settings_type):
         if names is not None and f.name not in names:
             continue
         flags = ("--" + f.name.replace("_", "-"), *ALIASES.get(f.name, ()))
@@ -129,21 +129,22 @@ def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None =
                                 metavar=type(f.default).__name__.upper(), help=text)
 
 
-def describe(kind: type[Settings] = Settings) -> str:
-    """Every setting of ``kind`` with its variable and default, for ``cover2 --help``."""
+def describe(settings_type: type[Settings] = Settings) -> str:
+    """Every setting of ``settings_type`` with its variable and default, for ``cover2 --help``."""
     return "\n".join(f"  {env_name(f.name):<32} {f.metadata['help']} (default {f.default!r})"
-                     for f in dataclasses.fields(kind))
+                     for f in dataclasses.fields(settings_type))
 
 
-def load(kind: type[AnySettings], flags: argparse.Namespace | None = None,
+def load(settings_type: type[AnySettings], flags: argparse.Namespace | None = None,
          environ: Mapping[str, str] | None = None,
          defaults: Mapping[str, Any] | None = None) -> AnySettings:
-    """Settings of ``kind`` from flags, then ``COVER2_*`` variables, then ``defaults``, then
-    the fields'. Values a setting refuses stop the command with the reason."""
+    """Settings of ``settings_type`` from flags, then ``COVER2_*`` variables, then
+    ``defaults``, then the fields'. Values a setting refuses stop the command with the
+    reason."""
     defaults = defaults or {}
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(kind):
+    for f in dataclasses.fields(settings_type):
         parse: Any = _parser_of(type(f.default))
         flag = getattr(flags, f.name, None) if flags is not None else None
         if flag is not None:
@@ -158,6 +159,6 @@ def load(kind: type[AnySettings], flags: argparse.Namespace | None = None,
         elif f.name in defaults:
             values[f.name] = defaults[f.name]
     try:
-        return kind(**values)
+        return settings_type(**values)
     except ValueError as error:
         raise SystemExit(str(error)) from None

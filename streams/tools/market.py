@@ -252,9 +252,9 @@ class Market:
         qualifying = LIQUIDITY_COVER * max(_cover2(drain), floor)
         qualifying /= 1.0 - LIQUIDITY_COVER * line_share
         drain[group_of_member[member_ids.index(provider)]] += line_share * qualifying
-        resources = tuple(LiquidResource(name, LiquidityType(kind), round(share * qualifying, 2),
-                                         who)
-                          for name, kind, share, who in _liquidity_plan(provider, line_share))
+        resources = tuple(
+            LiquidResource(name, LiquidityType(liquidity_type), round(share * qualifying, 2), who)
+            for name, liquidity_type, share, who in _liquidity_plan(provider, line_share))
         houses = ("Alpine", "Harbour", "Meridian", "Northgate", "Crescent", "Summit", "Baltic")
         names = tuple(f"{houses[g % 7]} {g // 7 + 1} {('AG', 'Ltd', 'LLC', 'SA')[m % 4]}"
                       for m, g in enumerate(group_of_member.tolist()))
@@ -332,9 +332,9 @@ class Feed:
     def events(self, n: int) -> list[Message]:
         """The next ``n`` events as ``(topic, key, value)``, in event-time order."""
         out: list[Message] = []
-        for kind, by_topic in self._chunks(n):
+        for topic_of_event, by_topic in self._chunks(n):
             queues = [iter(keyed) for keyed in by_topic]
-            out += [(FEED_TOPICS[k], *next(queues[k])) for k in kind.tolist()]
+            out += [(FEED_TOPICS[k], *next(queues[k])) for k in topic_of_event.tolist()]
         return out
 
     def encoded(self, n: int) -> dict[str, list[tuple[bytes, bytes]]]:

@@ -1,0 +1,58 @@
+"""The HTTP endpoints as plain functions of the results: no faust, no Kafka."""
+
+from __future__ import annotations
+
+from risk.ccp import MemberRows
+from risk.results import Results
+from streams import web
+from tests.fixtures import ccp_with_losses
+from tests.tolerances import MONEY_ATOL
+
+COUNTS = {"trades": 5, "prices": 5, "collateral": 5, "duplicates": 0, "stale": 0,
+          "rejected": 0, "forwarded": 0}
+LOCAL = {"local": [0], "remote": [], "missing": []}
+LOSSES = {"A1": {"S1": 70.0, "S2": 20.0}, "A2": {"S1": 45.0, "S2": 10.0},
+          "B": {"S1": 100.0, "S2": 150.0}}
+GROUPS = {"A1": "A", "A2": "A"}
+IM = {"A1": 40.0, "A2": 30.0, "B": 60.0}
+
+
+def results() -> tuple[Results, web.Response]:
+    ccp = ccp_with_losses(LOSSES, groups=GROUPS, initial_margin=IM)
+    published = ccp.publish(now=1.0)[0]
+    return published, web.group(published, ccp.member_rows, "A", "USD")
+
+
+def test_health_is_503_until_the_worker_is_healthy() -> None:
+    assert web.healthz(False, "w1") == (503, {"status": "starting", "worker": "w1"})
+    assert web.healthz(True, "w1") == (200, {"status": "ok", "worker": "w1"})
+
+
+def test_cover2_is_503_before_there_are_results() -> None:
+    status, document = web.cover2(None, "USD", COUNTS, LOCAL)
+    assert status == 503 and "starting" in document["error"]
+
+
+def test_cover2_serves_the_results() -> None:
+    published, _ = results()
+    status, document = web.cover2(published, "EUR", COUNTS, LOCAL)
+    assert status == 200
+    assert document["currency"] == "EUR" and document["as_of"] == 1.0
+    # S1: A 30 + 15 and B 40, 85; S2: B 90 and A 0, 90.
+    assert abs(document["credit"]["cover2"] - 90.0) < MONEY_ATOL
+    assert document["credit"]["scenario"] == "S2"
+    assert document["counts"] == COUNTS and document["complete"] is True
+
+
+def test_a_group_gets_its_members_and_figures_and_an_unknown_one_a_404() -> None:
+    published, (status, document) = results()
+    assert status == 200
+    assert document["members"] == ["A1", "A2"] and document["members_here"] == ["A1", "A2"]
+    assert abs(document["exposure"]["S1"] - (30.0 + 15.0)) < MONEY_ATOL
+    status, document = web.group(published, never, "NOPE", "USD")
+    assert status == 404 and document["groups"] == ["A", "B"]
+    assert web.group(None, never, "A", "USD")[0] == 404
+
+
+def never(group: str) -> MemberRows:
+    raise AssertionError(f"the rows of {group} were not to be read")
