@@ -42,10 +42,12 @@ def worker(settings: Settings) -> None:
     from streams.app import create_app
     from streams.checkpoint import CheckpointStore
     from streams.kafka.admin import create_topics, wait_for_kafka
+    from streams.kafka.clients import Connection
 
     async def prepare() -> None:
-        await wait_for_kafka(settings.connection)
-        created = await create_topics(settings.connection, settings.topics, settings.partitions)
+        connection = Connection.of(settings)
+        await wait_for_kafka(connection)
+        created = await create_topics(connection, settings.topics, settings.partitions)
         if created:
             _say(f"worker: created topics {', '.join(created)}")
 

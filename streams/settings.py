@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from risk.calls import CallPolicy
-from streams.kafka.clients import Connection
 from streams.topics import Topics
 
 ENV_PREFIX = "COVER2_"
@@ -72,11 +71,6 @@ class Settings:
         """The margin-call policy for the core."""
         return CallPolicy(self.warning_amount, self.warning_fraction_of_im, self.call_amount,
                           self.call_fraction_of_im, self.minimum_transfer, self.call_cooldown)
-
-    @property
-    def connection(self) -> Connection:
-        """How every Kafka client of the process reaches the broker."""
-        return Connection.from_url(self.broker)
 
     @property
     def topics(self) -> Topics:

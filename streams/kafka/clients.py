@@ -8,6 +8,8 @@ from typing import Any, TypeAlias
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams.settings import Settings
+
 __all__ = ["Connection", "Consumer", "TopicPartition"]
 
 Consumer: TypeAlias = AIOKafkaConsumer
@@ -24,9 +26,11 @@ class Connection:
     bootstrap_servers: str
 
     @classmethod
-    def from_url(cls, broker: str) -> Connection:
-        """From ``kafka://HOST:PORT[,kafka://HOST:PORT]`` (the scheme is optional)."""
-        return cls(",".join(server.removeprefix("kafka://") for server in broker.split(",")))
+    def of(cls, settings: Settings) -> Connection:
+        """How every Kafka client of the process reaches the broker ``settings`` name:
+        ``kafka://HOST:PORT[,kafka://HOST:PORT]`` (the scheme is optional)."""
+        return cls(",".join(server.removeprefix("kafka://")
+                            for server in settings.broker.split(",")))
 
     def consumer(self, **kwargs: Any) -> Consumer:
         """A consumer that commits only when told and starts at the earliest offset."""

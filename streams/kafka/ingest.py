@@ -24,6 +24,7 @@ from aiokafka.errors import KafkaError
 
 from streams import topics as t
 from streams.kafka.assignor import CoPartitionedAssignor
+from streams.kafka.clients import Connection
 from streams.kafka.outputs import Outputs
 from streams.monitor import Monitor
 from streams.records import Effects
@@ -92,7 +93,8 @@ class Ingest(mode.Service):
 
     async def on_start(self) -> None:
         s = self.settings
-        self.prices = s.connection.batch_consumer(s.fetch_wait, client_id=f"cover2-prices-{s.name}")
+        connection = Connection.of(s)
+        self.prices = connection.batch_consumer(s.fetch_wait, client_id=f"cover2-prices-{s.name}")
         await self.prices.start()
         prices = s.topics.name(t.PRICES)
         await self.prices.topics()  # loads the topics' metadata
@@ -101,7 +103,7 @@ class Ingest(mode.Service):
         self.prices.assign(everywhere)
         for tp in everywhere:
             self.prices.seek(tp, self.monitor.next_offset(prices, tp.partition))
-        self.consumer = s.connection.batch_consumer(
+        self.consumer = connection.batch_consumer(
             s.fetch_wait, group_id=s.group_id, client_id=f"cover2-ingest-{s.name}",
             session_timeout_ms=int(s.session_timeout * 1000),
             heartbeat_interval_ms=int(s.heartbeat_interval * 1000),

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from streams import topics as t
 from streams.codec import encode
 from streams.documents import margin_call_document
+from streams.kafka.clients import Connection
 from streams.records import Effects
 from streams.settings import Settings
 
@@ -38,7 +39,7 @@ class Outputs(mode.Service):
 
     async def on_start(self) -> None:
         # Every output carries its own id (call_id, sequence) for consumers to deduplicate.
-        self.producer = self.settings.connection.producer(
+        self.producer = Connection.of(self.settings).producer(
             client_id=f"cover2-{self.settings.name}", acks="all", linger_ms=2)
         await self.producer.start()
 

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from risk.merge import PartitionView, Settled
 from streams import topics as t
+from streams.kafka.clients import Connection
 from streams.monitor import Monitor
 from streams.settings import Settings
 
@@ -134,7 +135,8 @@ class ViewExchange(mode.Service):
 
     async def on_start(self) -> None:
         s = self.settings
-        self.consumer = s.connection.consumer(
+        connection = Connection.of(s)
+        self.consumer = connection.consumer(
             client_id=f"cover2-views-{s.name}", fetch_max_wait_ms=int(s.fetch_wait * 1000),
             max_partition_fetch_bytes=t.PARTITION_VIEWS_MAX_BYTES,
             fetch_max_bytes=t.PARTITION_VIEWS_MAX_BYTES)
@@ -143,7 +145,7 @@ class ViewExchange(mode.Service):
         self.consumer.assign([partition])
         await self.consumer.seek_to_end(partition)
         await self.consumer.position(partition)
-        self.producer = s.connection.producer(
+        self.producer = connection.producer(
             client_id=f"cover2-views-{s.name}", acks=1, linger_ms=2,
             max_request_size=t.PARTITION_VIEWS_MAX_BYTES)
         await self.producer.start()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from streams import topics as t
 from streams.codec import encode
 from streams.kafka.admin import create_topics, wait_for_kafka
+from streams.kafka.clients import Connection
 from streams.kafka.sender import KeyedSender, batch_producer
 from streams.tools.market import SCALES, Feed, Market
 from streams.tools.settings import ToolSettings
@@ -31,7 +32,7 @@ async def send_reference(sender: KeyedSender, topics: t.Topics, market: Market) 
 
 async def simulate(settings: ToolSettings, say: Callable[[str], None] = print) -> int:
     """Send the market's reference data, then its feed at ``settings.rate``; returns events sent."""
-    connection, topics = settings.connection, settings.topics
+    connection, topics = Connection.of(settings), settings.topics
     await wait_for_kafka(connection)
     await create_topics(connection, topics, settings.partitions)
     market = Market.build(SCALES[settings.scale], settings.seed)
