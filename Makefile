@@ -12,8 +12,10 @@ $(BIN)/cover2: pyproject.toml
 	touch $@
 
 # Debian's tools that the tests run for real: promtool and prometheus (rules, scraping),
-# amtool (Alertmanager's configuration), docker-compose (the production stack's file).
-TOOLS := promtool:prometheus amtool:prometheus-alertmanager docker-compose:docker-compose
+# amtool (Alertmanager's configuration), docker-compose (the production stack's file),
+# stunnel (a TLS terminator in front of the embedded broker, which has no TLS).
+TOOLS := promtool:prometheus amtool:prometheus-alertmanager docker-compose:docker-compose \
+	stunnel:stunnel4
 
 setup: $(BIN)/cover2
 	@missing=$$(for tool in $(TOOLS); do command -v $${tool%%:*} >/dev/null || \

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
+from typing import Any, cast
 
 import faust
+from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from prometheus_client import CollectorRegistry, generate_latest
 
 from streams import topics as t
@@ -22,13 +23,23 @@ from streams import web
 from streams.checkpoint import Checkpointer, CheckpointStore
 from streams.codec import encode
 from streams.documents import cover2_document
+from streams.failure import supervised
+from streams.kafka.clients import Connection
 from streams.kafka.ingest import Ingest
 from streams.kafka.outputs import Outputs
 from streams.kafka.views import ViewExchange
 from streams.metrics import ResultsCollector
 from streams.monitor import Monitor
+from streams.readiness import Readiness, readiness
 from streams.records import Received
 from streams.settings import Settings
+from streams.web_security import (
+    OPEN_PATHS,
+    WebConfig,
+    basic_auth_middleware,
+    load_web_config,
+    server_ssl_context,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +47,21 @@ log = logging.getLogger(__name__)
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
 
 
-def _faust_app(settings: Settings, store: CheckpointStore) -> faust.App:
+def _faust_app(settings: Settings, store: CheckpointStore,
+               web_config: WebConfig | None = None) -> faust.App:
     (store.directory / "faust").mkdir(parents=True, exist_ok=True)
     return faust.App(
         # A group of its own per process: the agents never commit, so nothing is lost, and
         # a restart after kill -9 does not wait for the dead incarnation's session to expire.
         f"{settings.group_id}-{settings.name}-{os.getpid()}-{int(time.time())}",
         broker=settings.broker,
+        broker_credentials=Connection.of(settings).faust_credentials(),
         store="memory://",
         datadir=str(store.directory / "faust" / settings.name),
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,
+        web_ssl_context=server_ssl_context(web_config),
         topic_partitions=settings.partitions,
         topic_replication_factor=1,
         topic_allow_declare=False,
@@ -62,11 +76,18 @@ def _faust_app(settings: Settings, store: CheckpointStore) -> faust.App:
     )
 
 
-def create_app(settings: Settings, store: CheckpointStore) -> faust.App:
-    """The worker's faust app, with its monitor restored from ``store``."""
+def create_app(settings: Settings, store: CheckpointStore,
+               web_config: WebConfig | None = None) -> faust.App:
+    """The worker's faust app, with its monitor restored from ``store``, its HTTP server
+    secured by ``web_config`` (loaded from ``settings.web_config_file`` when not given)."""
+    if web_config is None and settings.web_config_file:
+        web_config = load_web_config(settings.web_config_file)
     state = store.load()
     monitor = Monitor(settings.topics, settings.call_policy, state)
-    app = _faust_app(settings, store)
+    app = _faust_app(settings, store, web_config)
+    auth = basic_auth_middleware(web_config, OPEN_PATHS)
+    if auth is not None:  # now: aiohttp freezes its middlewares when the server starts
+        cast(AiohttpWeb, app.web).web_app.middlewares.append(auth)
     outputs = Outputs(settings)
     views = ViewExchange(settings, monitor)
     ingest = Ingest(settings, monitor, outputs, views.hand_over)
@@ -74,29 +95,44 @@ def create_app(settings: Settings, store: CheckpointStore) -> faust.App:
     app.add_dependency(views)  # reads views before the group is joined
     app.add_dependency(ingest)
     app.add_dependency(Checkpointer(store, monitor.state, outputs, settings.checkpoint_interval))
+    log.info("state %s: %s", store.path, "restored" if state else "starting empty")
+
+    def ready() -> Readiness:
+        return readiness(ingest.assigned, app.rebalancing, monitor.results is not None,
+                         ingest.fetch_age(time.time()), settings.ready_max_lag)
+
     registry = CollectorRegistry()
     registry.register(ResultsCollector(settings.currency, lambda: monitor.results,
                                        lambda: monitor.tally,
-                                       lambda: time.time() - monitor.refreshed_at))
-    log.info("state %s: %s", store.path, "restored" if state else "starting empty")
+                                       lambda: time.time() - monitor.refreshed_at,
+                                       lambda: ready().ready))
 
     def respond(request: Any, response: web.Response) -> Any:
         status, body = response
         return request.bytes(encode(body), content_type="application/json", status=status)
 
+    reading: list[Received] = []  # the reference record being applied, for a failure
+
     @app.agent(app.topic(*settings.topics.names(t.REFERENCE_INPUTS), key_serializer="raw",
                          value_serializer="raw", acks=False))
+    @supervised("the reference data agent",
+                lambda stream: " ".join(f"{r.topic}/{r.partition} offset {r.offset}"
+                                        for r in reading))
     async def reference_data(stream: Any) -> None:
         async for event in stream.noack().events():
             message = event.message
-            await outputs.send(monitor.apply_reference(Received(
-                message.topic, message.partition, message.offset, message.key, message.value,
-                int(message.timestamp * 1000))))
+            reading[:] = [Received(message.topic, message.partition, message.offset,
+                                   message.key, message.value, int(message.timestamp * 1000))]
+            await outputs.send(monitor.apply_reference(reading[0]))
 
     @app.page("/healthz")
     async def healthz(view: Any, request: Any) -> Any:
         healthy = ingest.assigned and bool(app.consumer.assignment()) and not app.rebalancing
         return respond(view, web.healthz(healthy, settings.name))
+
+    @app.page("/readyz")
+    async def readyz(view: Any, request: Any) -> Any:
+        return respond(view, web.readyz(ready(), settings.name))
 
     @app.page("/metrics")
     async def metrics(view: Any, request: Any) -> Any:
@@ -105,21 +141,24 @@ def create_app(settings: Settings, store: CheckpointStore) -> faust.App:
     @app.page("/cover2")
     async def cover2(view: Any, request: Any) -> Any:
         return respond(view, web.cover2(monitor.results, settings.currency, monitor.counts(),
-                                        monitor.handover.sources))
+                                        monitor.handover.sources, ready()))
 
     @app.page("/groups/{group}")
     async def group(view: Any, request: Any, group: str) -> Any:
         return respond(view, web.group(monitor.results, monitor.member_rows, group,
                                        settings.currency))
 
+    @supervised("the recompute timer")
     async def recompute() -> None:
         monitor.recompute()
 
+    @supervised("publishing ccp.cover2")
     async def publish_cover2() -> None:
         results = monitor.results
         if results is not None:
             await outputs.publish_cover2(results.sequence, lambda: encode(cover2_document(
-                results, settings.currency, monitor.counts(), monitor.handover.sources)))
+                results, settings.currency, monitor.counts(), monitor.handover.sources,
+                ready())))
 
     app.timer(settings.recompute_interval)(recompute)
     app.timer(settings.publish_interval)(publish_cover2)

@@ -19,6 +19,7 @@ from typing import Any
 
 import mode
 
+from streams.failure import supervised
 from streams.kafka.outputs import Outputs
 from streams.state import MonitorState
 
@@ -91,6 +92,7 @@ class Checkpointer(mode.Service):
         await asyncio.to_thread(self.store.write, data)
 
     @mode.Service.task
+    @supervised("the checkpoint", lambda self: str(self.store.path))
     async def _periodically(self) -> None:
         while not self.should_stop:
             await self.sleep(self.interval)

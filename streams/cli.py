@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,9 +44,24 @@ def worker(settings: Settings) -> None:
     from streams.checkpoint import CheckpointStore
     from streams.kafka.admin import create_topics, wait_for_kafka
     from streams.kafka.clients import Connection
+    from streams.web_security import WebConfigError, load_web_config
+
+    # Before Kafka is touched: a file that cannot secure the server creates no topic.
+    try:
+        web_config = (load_web_config(settings.web_config_file) if settings.web_config_file
+                      else None)
+    except WebConfigError as error:
+        print(f"cover2 worker: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+    connection = Connection.of(settings)
+    try:
+        connection.security()  # reads the password file, and the certificates
+    except (ValueError, OSError) as error:
+        print(f"cover2 worker: Kafka security: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
     async def prepare() -> None:
-        connection = Connection.of(settings)
         await wait_for_kafka(connection)
         created = await create_topics(connection, settings.topics, settings.partitions)
         if created:
@@ -53,14 +69,19 @@ def worker(settings: Settings) -> None:
 
     asyncio.run(prepare())
     store = CheckpointStore(Path(settings.state_dir), settings.name, settings.topic_prefix)
-    app = create_app(settings, store)
-    _say(f"worker {settings.name}: http://{settings.web_host}:{settings.web_port}/cover2, "
-         f"/metrics, /healthz; state in {store.path}")
+    app = create_app(settings, store, web_config)
+    scheme = "https" if web_config is not None and web_config.tls is not None else "http"
+    _say(f"worker {settings.name}: {scheme}://{settings.web_host}:{settings.web_port}/cover2, "
+         f"/metrics, /healthz; state in {store.path}"
+         + (f"; {web_config.describe()}" if web_config is not None else ""))
     # faust and its clients log at warning unless debugging; the service's own lines at the
     # chosen level.
     logging.getLogger("streams").setLevel(settings.log_level.upper())
     quiet = "debug" if settings.log_level == "debug" else "warning"
-    faust.Worker(app, loglevel=quiet, quiet=True).execute_from_commandline()
+    runner = faust.Worker(app, loglevel=quiet, quiet=True)
+    if not sys.stdout.isatty():
+        runner.spinner = None  # its cursor and arrow characters would end up in the log
+    runner.execute_from_commandline()
 
 
 def run(settings: ToolSettings) -> None:

@@ -9,6 +9,7 @@ from risk.calls import MarginCall
 from risk.ccp import MemberRows
 from risk.cover import Cover
 from risk.results import Results
+from streams.readiness import Readiness
 
 
 def _finite(value: float) -> float | None:
@@ -24,16 +25,20 @@ def _cover(cover: Cover, amount_name: str) -> dict[str, Any]:
 
 
 def cover2_document(results: Results, currency: str, counts: dict[str, int],
-                    partitions: dict[str, list[int]]) -> dict[str, Any]:
+                    partitions: dict[str, list[int]], readiness: Readiness) -> dict[str, Any]:
     """The document of ``GET /cover2`` and of the ``ccp.cover2`` topic.
 
     ``counts`` are this worker's; ``partitions`` says where each input partition's
     members were counted from: this worker (local), another's view (remote), or
-    nowhere yet (missing, and then the figures are not complete).
+    nowhere yet (missing, and then the figures are not complete). ``readiness`` says
+    whether they are current: ``ready``, and the age of the newest fetch (``fetch_age_s``).
     """
     credit, liquidity = results.credit, results.liquidity
     return {
         "as_of": results.as_of,
+        "ready": readiness.ready,
+        "not_ready_reason": readiness.reason or None,
+        "fetch_age_s": readiness.fetch_age_s,
         "currency": currency,
         "credit": {
             **_cover(credit.cover, "exposure"),

@@ -46,6 +46,7 @@ MARGIN_CALLS = "ccp_margin_calls"  # exposed as ccp_margin_calls_total
 GROUP_MARGIN_CALLS = "ccp_group_margin_calls"  # exposed as ccp_group_margin_calls_total
 GROUP_MARGIN_LEVEL = "ccp_group_margin_level"
 RESULTS_AGE = "ccp_snapshot_age_seconds"  # seconds since the results were refreshed
+READY = "ccp_ready"
 
 # The levels margin calls are issued at: warning, call.
 CALL_LEVELS = tuple(level.label for level in ISSUED_LEVELS)
@@ -55,16 +56,20 @@ class ResultsCollector(Collector):
     """Exposes the latest results and the tally; read at scrape time, nothing copied."""
 
     def __init__(self, currency: str, results: Callable[[], Results | None],
-                 tally: Callable[[], Tally], results_age: Callable[[], float]) -> None:
+                 tally: Callable[[], Tally], results_age: Callable[[], float],
+                 ready: Callable[[], bool]) -> None:
         self.currency = currency
         self.results = results
         self.tally = tally
         self.results_age = results_age
+        self.ready = ready
 
     def _gauge(self, name: str, text: str, value: float) -> GaugeMetricFamily:
         return GaugeMetricFamily(name, f"{text}, in {self.currency}", value=value)
 
     def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(READY, "1 while /readyz answers 200 (the results are current), "
+                                "else 0", value=1.0 if self.ready() else 0.0)
         yield from self._tally(self.tally())
         results = self.results()
         if results is None:

@@ -18,6 +18,9 @@ from risk.calls import CallPolicy
 from streams.topics import Topics
 
 ENV_PREFIX = "COVER2_"
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+COMPRESSION_CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 # The embedded broker's group join waits half the session timeout and a member that
 # died is only replaced once its session expires: short timeouts there. Apache Kafka
 # keeps the defaults below (10 s, 3 s).
@@ -36,6 +39,8 @@ class Settings:
     broker: str = setting("kafka://127.0.0.1:9092", "Kafka bootstrap server(s), kafka://HOST:PORT")
     web_host: str = setting("127.0.0.1", "address the HTTP server listens on")
     web_port: int = setting(6066, "port of /metrics, /cover2, /groups/{group} and /healthz")
+    web_config_file: str = setting("", "TLS and basic auth of the HTTP server: a web config file "
+                                   "in Prometheus exporter-toolkit's format (empty: plain HTTP)")
     topic_prefix: str = setting("ccp.", "prefix of every topic name")
     partitions: int = setting(4, "partitions of the topics the service creates")
     currency: str = setting("USD", "the one reporting currency of all money amounts")
@@ -65,6 +70,46 @@ class Settings:
     minimum_transfer: float = setting(10_000.0, "minimum transfer amount of a margin call")
     call_cooldown: float = setting(300.0, "seconds before a call of the same kind is re-issued")
     log_level: str = setting("info", "debug, info, warning or error")
+    ready_max_lag: float = setting(
+        10.0, "/readyz answers 503 when no fetch from the broker succeeded for this many seconds")
+    compression: str = setting("none", "codec of what the worker writes to Kafka: none, gzip, "
+                               "snappy, lz4 or zstd (every codec is read)")
+    kafka_security_protocol: str = setting(
+        "PLAINTEXT", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL, for every Kafka client")
+    kafka_sasl_mechanism: str = setting("", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_*)")
+    kafka_username: str = setting("", "the SASL user")
+    kafka_password_file: str = setting("", "a file holding the SASL user's password")
+    kafka_ca_file: str = setting("", "CA certificates (PEM) to verify the brokers by (SSL, "
+                                 "SASL_SSL; default: the system's)")
+    kafka_cert_file: str = setting("", "client certificate (PEM), for brokers that ask for one")
+    kafka_key_file: str = setting("", "the client certificate's private key (PEM)")
+
+    def __post_init__(self) -> None:
+        problems = list(self._security_problems())
+        if self.compression not in COMPRESSION_CODECS:
+            problems.append(f"unknown compression {self.compression!r}: choose "
+                            f"{', '.join(COMPRESSION_CODECS)} ({env_name('compression')})")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def _security_problems(self) -> list[str]:
+        protocol, sasl = self.kafka_security_protocol, self.kafka_security_protocol.startswith(
+            "SASL_")
+        if protocol not in SECURITY_PROTOCOLS:
+            return [f"unknown Kafka security protocol {protocol!r}: choose "
+                    f"{', '.join(SECURITY_PROTOCOLS)} ({env_name('kafka_security_protocol')})"]
+        problems = []
+        if sasl and self.kafka_sasl_mechanism not in SASL_MECHANISMS:
+            problems.append(f"{protocol} needs a SASL mechanism: "
+                            f"{env_name('kafka_sasl_mechanism')} is {', '.join(SASL_MECHANISMS)}")
+        if sasl and not (self.kafka_username and self.kafka_password_file):
+            problems.append(f"{protocol} needs {env_name('kafka_username')} and "
+                            f"{env_name('kafka_password_file')} (a file: a password is never "
+                            "given as a value)")
+        if bool(self.kafka_cert_file) != bool(self.kafka_key_file):
+            problems.append(f"a client certificate needs both {env_name('kafka_cert_file')} and "
+                            f"{env_name('kafka_key_file')}")
+        return problems
 
     @property
     def call_policy(self) -> CallPolicy:

@@ -11,22 +11,32 @@ from typing import Any
 from risk.ccp import MemberRows
 from risk.results import Results
 from streams.documents import cover2_document, group_document
+from streams.readiness import Readiness
 
 Response = tuple[int, dict[str, Any]]
 
 
 def healthz(healthy: bool, worker: str) -> Response:
-    """Liveness: 200 once the worker holds its partitions and has restored its state."""
+    """Liveness: 200 once the worker has joined its group and restored its state."""
     return (200 if healthy else 503), {"status": "ok" if healthy else "starting",
                                        "worker": worker}
 
 
+def readyz(readiness: Readiness, worker: str) -> Response:
+    """Readiness: 200 while the results are current, else 503 with the reason."""
+    if readiness.ready:
+        return 200, {"ready": True, "worker": worker, "fetch_age_s": readiness.fetch_age_s}
+    return 503, {"ready": False, "worker": worker, "reason": readiness.reason,
+                 "fetch_age_s": readiness.fetch_age_s}
+
+
 def cover2(results: Results | None, currency: str, counts: dict[str, int],
-           partitions: dict[str, list[int]]) -> Response:
-    """``GET /cover2``: the latest results, or 503 before there are any."""
+           partitions: dict[str, list[int]], readiness: Readiness) -> Response:
+    """``GET /cover2``: the latest results with how fresh they are, or 503 before there
+    are any."""
     if results is None:
         return 503, {"error": "no results yet: the worker is starting"}
-    return 200, cover2_document(results, currency, counts, partitions)
+    return 200, cover2_document(results, currency, counts, partitions, readiness)
 
 
 def group(results: Results | None, member_rows: Callable[[str], MemberRows], name: str,

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams import topics as t
+from streams.failure import supervised
 from streams.kafka.assignor import CoPartitionedAssignor
 from streams.kafka.clients import Connection
 from streams.kafka.outputs import Outputs
@@ -47,11 +48,13 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, ingest: Ingest) -> None:
         self.ingest = ingest
 
+    @supervised("the rebalance (partitions revoked)")
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         log.info("partitions revoked: %s", sorted(map(str, revoked)))
         await self.ingest.refresh()
         await self.ingest.hand_over()
 
+    @supervised("the rebalance (partitions assigned)")
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         ingest = self.ingest
         consumer, monitor = ingest.consumer, ingest.monitor
@@ -138,12 +141,34 @@ class Ingest(mode.Service):
             except KafkaError as error:  # the state, not the commit, is the truth
                 log.info("offsets not committed (%s); the next commit carries them", error)
 
+    def reading(self, consumer: AIOKafkaConsumer | None) -> str:
+        """Where ``consumer`` reads: each partition assigned with the next offset to apply."""
+        assigned = sorted(consumer.assignment(), key=str) if consumer is not None else []
+        return ", ".join(f"{tp.topic}/{tp.partition} offset "
+                         f"{self.monitor.next_offset(tp.topic, tp.partition)}"
+                         for tp in assigned) or "no partition assigned"
+
+    def fetch_age(self, now: float) -> float | None:
+        """Seconds since the oldest of this worker's consumers last had a fetch answered by
+        the broker (each consumer's newest answer counts); None before any answer."""
+        newest = []
+        for consumer in (self.consumer, self.prices):
+            assigned = consumer.assignment() if consumer is not None else set()
+            polled = [consumer.last_poll_timestamp(tp) for tp in assigned] \
+                if consumer is not None else []
+            if any(polled):
+                newest.append(max(ms for ms in polled if ms) / 1000.0)
+            elif assigned:
+                return None
+        return now - min(newest) if newest else None
+
     async def refresh(self) -> None:
         """Refresh the monitor if anything is pending, and send its margin calls."""
         if self.monitor.dirty:
             await self.outputs.send(Effects(calls=self.monitor.refresh()))
 
     @mode.Service.task
+    @supervised("the ingest loop (trades, collateral)", lambda self: self.reading(self.consumer))
     async def _consume(self) -> None:
         assert self.consumer is not None
         consumer, monitor = self.consumer, self.monitor
@@ -159,6 +184,7 @@ class Ingest(mode.Service):
             self._commit_soon()
 
     @mode.Service.task
+    @supervised("the price loop", lambda self: self.reading(self.prices))
     async def _consume_prices(self) -> None:
         assert self.prices is not None
         while not self.should_stop:

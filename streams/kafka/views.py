@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from risk.merge import PartitionView, Settled
 from streams import topics as t
+from streams.failure import supervised
 from streams.kafka.clients import Connection
 from streams.monitor import Monitor
 from streams.settings import Settings
@@ -156,6 +157,7 @@ class ViewExchange(mode.Service):
                 await client.stop()
 
     @mode.Service.task
+    @supervised("reading the partition views")
     async def _read(self) -> None:
         assert self.consumer is not None
         while not self.should_stop:
@@ -184,6 +186,7 @@ class ViewExchange(mode.Service):
         self.published += len(views)
 
     @mode.Service.task
+    @supervised("publishing the partition views")
     async def _publish(self) -> None:
         assert self.producer is not None
         while not self.should_stop:

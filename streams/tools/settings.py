@@ -31,6 +31,7 @@ class ToolSettings(Settings):
                                    "cover2 dashboards: where the Grafana dashboards are written")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.scale not in SCALE_NAMES:
             raise ValueError(f"unknown scale {self.scale!r}: choose demo, large or xl "
                              f"(--scale, {env_name('scale')})")

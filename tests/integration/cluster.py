@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams import topics as t
 from streams.kafka.admin import create_topics
@@ -30,13 +30,13 @@ Spawn = Callable[..., Worker]
 class Feed:
     """Sends contract messages to the test's topics."""
 
-    def __init__(self, bootstrap: str, prefix: str) -> None:
-        self.bootstrap = bootstrap
+    def __init__(self, connection: Connection, prefix: str) -> None:
+        self.connection = connection
         self.topics = t.Topics(prefix)
-        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
+        self.producer = connection.producer(linger_ms=1)
 
     async def __aenter__(self) -> Feed:
-        await create_topics(Connection(self.bootstrap), self.topics, partitions=4)
+        await create_topics(self.connection, self.topics, partitions=4)
         await self.producer.start()
         return self
 

@@ -50,5 +50,5 @@ def spawn(broker: str, prefix: str, tmp_path: Path, workers: list[Worker]) -> Sp
 
 @pytest.fixture
 async def feed(broker: str, prefix: str) -> AsyncIterator[Feed]:
-    async with Feed(broker, prefix) as f:
+    async with Feed(Connection(broker), prefix) as f:
         yield f

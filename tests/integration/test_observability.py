@@ -9,15 +9,11 @@ positive and fire once a member's position breaches it.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,10 +25,11 @@ import pytest
 from risk.calls import MarginLevel
 from streams import metrics as m
 from streams.tools import dashboards
-from streams.tools.broker import free_port, stop_process
+from streams.tools.broker import stop_process
 from streams.tools.market import DEMO, Market
 from streams.topics import RESOURCES
 from tests.integration.cluster import Feed, Spawn, Worker, eventually, http_json
+from tests.integration.prometheus import Prometheus, PrometheusServers
 from tests.tolerances import MONEY_RTOL
 
 pytestmark = pytest.mark.integration
@@ -67,37 +64,6 @@ BREACH = 2.0
 _FOR = re.compile(r"^(\s+for:[ \t]*)\S+[ \t]*$", re.MULTILINE)
 
 
-@dataclass
-class Prometheus:
-    """One Prometheus server on loopback."""
-
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    def api(self, path: str, **params: str) -> Any:
-        url = f"http://127.0.0.1:{self.port}/api/v1/{path}?{urllib.parse.urlencode(params)}"
-        status, body = http_json(url)
-        assert status == 200 and isinstance(body, dict) and body.get("status") == "success", (
-            f"{path} {params}: {status} {body}\n{self.tail()}")
-        return body["data"]
-
-    def query(self, expr: str) -> list[Any]:
-        """The instant vector of ``expr`` now."""
-        return list(self.api("query", query=expr)["result"])
-
-    def alerts(self, name: str) -> list[dict[str, Any]]:
-        return [a for a in self.api("alerts")["alerts"] if a["labels"]["alertname"] == name]
-
-    def rules(self) -> list[dict[str, Any]]:
-        return [{**rule, "group": group["name"]} for group in self.api("rules")["groups"]
-                for rule in group["rules"]]
-
-    def tail(self, lines: int = 20) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
 StartPrometheus = Callable[[list[str]], Prometheus]
 
 
@@ -115,38 +81,13 @@ def fast_rules(directory: Path) -> Path:
 @pytest.fixture
 def prometheus() -> Iterator[StartPrometheus]:
     """Start Prometheus with ``start(targets)``; stopped and its files removed after the test."""
-    started: list[Prometheus] = []
-    with tempfile.TemporaryDirectory(prefix="cover2-prometheus-") as tmp:
-        directory = Path(tmp)
-
+    with PrometheusServers() as servers:
         def start(targets: list[str]) -> Prometheus:
-            binary = shutil.which("prometheus")
-            assert binary, ("prometheus is missing: `make setup` installs Debian's prometheus "
-                            "package (/usr/bin/prometheus)")
-            config = directory / "prometheus.yml"
-            # JSON is YAML: no YAML library needed to write Prometheus's config.
-            config.write_text(json.dumps({
-                "global": {"scrape_interval": "1s", "scrape_timeout": "1s",
-                           "evaluation_interval": "1s"},
-                "rule_files": [str(fast_rules(directory))],
-                "scrape_configs": [{"job_name": JOB, "metrics_path": "/metrics",
-                                    "static_configs": [{"targets": targets}]}],
-            }, indent=2), encoding="utf-8")
-            port = free_port()
-            log = directory / "prometheus.log"
-            with open(log, "ab") as out:
-                process = subprocess.Popen(
-                    [binary, f"--config.file={config}",
-                     f"--storage.tsdb.path={directory / 'data'}",
-                     f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
-                    stdout=out, stderr=subprocess.STDOUT, cwd=directory)
-            server = Prometheus(process, port, log)
-            started.append(server)
-            return server
+            return servers.start([{"job_name": JOB, "metrics_path": "/metrics",
+                                   "static_configs": [{"targets": targets}]}],
+                                 rule_files=[fast_rules(servers.directory)])
 
         yield start
-        for server in started:
-            stop_process(server.process)
 
 
 @dataclass

@@ -4,7 +4,8 @@
 - ``streams/`` is the worker; ``streams/tools/`` are the tools around it (bench, market,
   feed, dashboards, the embedded broker), which no worker module imports. The command
   line imports a tool only inside the command that runs it.
-- ``streams/kafka/`` is the only package that imports aiokafka.
+- ``streams/kafka/`` is the only package that imports aiokafka, and its ``clients`` module
+  makes every Kafka client, with the security settings.
 """
 
 from __future__ import annotations
@@ -83,3 +84,15 @@ def test_only_the_kafka_package_imports_aiokafka(module: Path) -> None:
 def test_the_kafka_package_is_where_aiokafka_is_used() -> None:
     assert any("aiokafka" in {m.split(".")[0] for m in imports(parsed(module))}
                for module in KAFKA.glob("*.py"))
+
+
+CLIENTS = {"AIOKafkaConsumer", "AIOKafkaProducer", "AIOKafkaAdminClient"}
+
+
+@pytest.mark.parametrize("module", PRODUCT, ids=name)
+def test_every_kafka_client_is_made_by_the_connection(module: Path) -> None:
+    """So that none is opened without the security settings (streams.kafka.clients)."""
+    made = {node.func.id if isinstance(node.func, ast.Name) else node.func.attr
+            for node in ast.walk(parsed(module)) if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name | ast.Attribute)}
+    assert module == KAFKA / "clients.py" or not made & CLIENTS, made & CLIENTS

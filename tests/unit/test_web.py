@@ -5,12 +5,14 @@ from __future__ import annotations
 from risk.ccp import MemberRows
 from risk.results import Results
 from streams import web
+from streams.readiness import Readiness, readiness
 from tests.fixtures import ccp_with_losses
 from tests.tolerances import MONEY_ATOL
 
 COUNTS = {"trades": 5, "prices": 5, "collateral": 5, "duplicates": 0, "stale": 0,
           "rejected": 0, "forwarded": 0}
 LOCAL = {"local": [0], "remote": [], "missing": []}
+READY = Readiness(True, "", 0.02)
 LOSSES = {"A1": {"S1": 70.0, "S2": 20.0}, "A2": {"S1": 45.0, "S2": 10.0},
           "B": {"S1": 100.0, "S2": 150.0}}
 GROUPS = {"A1": "A", "A2": "A"}
@@ -29,19 +31,20 @@ def test_health_is_503_until_the_worker_is_healthy() -> None:
 
 
 def test_cover2_is_503_before_there_are_results() -> None:
-    status, document = web.cover2(None, "USD", COUNTS, LOCAL)
+    status, document = web.cover2(None, "USD", COUNTS, LOCAL, READY)
     assert status == 503 and "starting" in document["error"]
 
 
 def test_cover2_serves_the_results() -> None:
     published, _ = results()
-    status, document = web.cover2(published, "EUR", COUNTS, LOCAL)
+    status, document = web.cover2(published, "EUR", COUNTS, LOCAL, READY)
     assert status == 200
     assert document["currency"] == "EUR" and document["as_of"] == 1.0
     # S1: A 30 + 15 and B 40, 85; S2: B 90 and A 0, 90.
     assert abs(document["credit"]["cover2"] - 90.0) < MONEY_ATOL
     assert document["credit"]["scenario"] == "S2"
     assert document["counts"] == COUNTS and document["complete"] is True
+    assert document["ready"] is True and document["fetch_age_s"] == READY.fetch_age_s
 
 
 def test_a_group_gets_its_members_and_figures_and_an_unknown_one_a_404() -> None:
@@ -56,3 +59,18 @@ def test_a_group_gets_its_members_and_figures_and_an_unknown_one_a_404() -> None
 
 def never(group: str) -> MemberRows:
     raise AssertionError(f"the rows of {group} were not to be read")
+
+
+def test_ready_only_while_assigned_settled_computed_and_fetching() -> None:
+    assert readiness(True, False, True, 0.5, 10.0).ready
+    for not_ready, why in ((readiness(False, False, True, 0.5, 10.0), "assigned"),
+                           (readiness(True, True, True, 0.5, 10.0), "rebalancing"),
+                           (readiness(True, False, False, 0.5, 10.0), "no results"),
+                           (readiness(True, False, True, None, 10.0), "no fetch"),
+                           (readiness(True, False, True, 10.5, 10.0), "10.5 s")):
+        assert not not_ready.ready and why in not_ready.reason, not_ready
+        status, document = web.readyz(not_ready, "w1")
+        assert status == 503 and document == {"ready": False, "worker": "w1",
+                                               "reason": not_ready.reason,
+                                               "fetch_age_s": not_ready.fetch_age_s}
+    assert web.readyz(readiness(True, False, True, 0.5, 10.0), "w1")[0] == 200
