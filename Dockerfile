@@ -29,9 +29,12 @@ WORKDIR /var/lib/cover2
 VOLUME ["/var/lib/cover2"]
 EXPOSE 6066
 
-# /healthz answers 200 once the worker has joined its group and restored its state.
+# /healthz answers 200 once the worker has joined its group and restored its state; it asks
+# for no credentials. With a web config (COVER2_WEB_CONFIG_FILE, whose tls_server_config makes
+# the server HTTPS) this local probe does not verify the certificate: it knows no CA. The
+# compose stack replaces it with a check that verifies against the stack's CA.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://localhost:%s/healthz' % os.environ.get('COVER2_WEB_PORT', '6066'), timeout=4)"]
+    CMD ["python", "-c", "import os, ssl, urllib.request; tls = bool(os.environ.get('COVER2_WEB_CONFIG_FILE')); urllib.request.urlopen('%s://localhost:%s/healthz' % ('https' if tls else 'http', os.environ.get('COVER2_WEB_PORT', '6066')), timeout=4, context=ssl._create_unverified_context() if tls else None)"]
 
 ENTRYPOINT ["cover2"]
 CMD ["worker"]

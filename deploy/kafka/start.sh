@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The command of docker-compose.yml's kafka service (apache/kafka image, mounted read-only).
+#
+# KRaft keeps SCRAM credentials in the cluster metadata, so the first user can only be made
+# when the storage is formatted (`kafka-storage.sh format --add-scram`, KIP-900): there is no
+# broker yet to talk to. The image's own start (/etc/kafka/docker/run) formats without
+# --add-scram and offers no way to pass it, and its SSL helper wants JKS keystores and their
+# passwords under /etc/kafka/secrets. So this script does what the image's does, plus that:
+#
+#   1. server.properties from the KAFKA_* variables, named as the image names them
+#      (KAFKA_ dropped, lower case, _ -> ., __ -> _, ___ -> -), in a tmpfs (/run/kafka);
+#   2. format the storage once, with the admin's SCRAM-SHA-512 credential; the argument
+#      carrying the password is read from a file (`@file`, which kafka-storage's argument
+#      parser expands), so that no password ever appears on a command line;
+#   3. exec kafka-server-start.sh.
+#
+# Secrets are read where docker compose mounts them (/run/secrets). The broker reads the
+# admin's password itself through a config provider (${dir:/run/secrets:...}), so that
+# server.properties holds no secret either. The service users (cover2-worker, cover2-feed)
+# and the ACLs are made by kafka-init (init.sh), as this admin.
+set -euo pipefail
+umask 077
+
+bin=${BIN_DIR:-/opt/kafka/bin}
+config_dir=${CONFIG_DIR:-/run/kafka}  # a tmpfs (docker-compose.yml)
+secrets=${SECRETS_DIR:-/run/secrets}
+admin=${SCRAM_ADMIN_USER:?SCRAM_ADMIN_USER names the SCRAM super user}
+password_file=$secrets/kafka_admin_password
+: "${CLUSTER_ID:?CLUSTER_ID is the cluster id to format the storage with}"
+
+fail() {
+    echo "kafka start: $*" >&2
+    exit 1
+}
+
+# A password that can go in a SCRAM argument, a JAAS option and a properties file unquoted.
+read_password() {
+    [[ -s $1 ]] || fail "$1 is missing or empty: run deploy/dev-secrets.sh"
+    local password
+    password=$(<"$1")
+    [[ $password =~ ^[A-Za-z0-9._~+/=-]{16,}$ ]] ||
+        fail "$1: use at least 16 of A-Z a-z 0-9 . _ ~ + / = - (no space, quote, comma or bracket)"
+    printf '%s' "$password"
+}
+
+# The image's variables that are not server properties (kafka.docker.KafkaDockerWrapper).
+EXCLUDED=" KAFKA_VERSION KAFKA_HEAP_OPTS KAFKA_LOG4J_OPTS KAFKA_OPTS KAFKA_JMX_OPTS \
+KAFKA_JVM_PERFORMANCE_OPTS KAFKA_GC_LOG_OPTS KAFKA_LOG4J_ROOT_LOGLEVEL KAFKA_LOG4J_LOGGERS \
+KAFKA_TOOLS_LOG4J_LOGLEVEL KAFKA_JMX_HOSTNAME KAFKA_JMX_PORT KAFKA_HOME "
+
+render() {
+    local name key
+    for name in $(compgen -e); do
+        [[ $name == KAFKA_* && $EXCLUDED != *" $name "* ]] || continue
+        key=${name#KAFKA_}
+        key=${key,,}
+        key=${key//_/.}
+        key=${key//.../-}
+        key=${key//../_}
+        printf '%s=%s\n' "$key" "${!name}"
+    done
+}
+
+mkdir -p "$config_dir"
+config=$config_dir/server.properties
+render >"$config"
+
+password=$(read_password "$password_file")
+arguments=$config_dir/format.args
+trap 'rm -f "$arguments"' EXIT
+# printf is a shell builtin: the password goes to the file without any process's argv.
+printf -- '--add-scram\nSCRAM-SHA-512=[name=%s,iterations=8192,password=%s]\n' \
+    "$admin" "$password" >"$arguments"
+unset password
+# --ignore-formatted: on every later start the storage is kept as it is, and so are the
+# credentials in its metadata (kafka-configs.sh changes them from then on).
+"$bin/kafka-storage.sh" format --ignore-formatted --cluster-id "$CLUSTER_ID" \
+    --config "$config" "@$arguments"
+rm -f "$arguments"
+trap - EXIT
+
+exec "$bin/kafka-server-start.sh" "$config"
