@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint
+.PHONY: tools run test lint
 
 $(BIN)/cover2: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -11,25 +11,26 @@ $(BIN)/cover2: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# Debian's tools that the tests run for real: promtool and prometheus (rules, scraping),
-# amtool (Alertmanager's configuration), docker-compose (the production stack's file),
-# stunnel (a TLS terminator in front of the embedded broker, which has no TLS).
+# Debian's tools that only the tests run, for real: promtool and prometheus (rules,
+# scraping), amtool (Alertmanager's configuration), docker-compose (the production stack's
+# file), stunnel (a TLS terminator in front of the embedded broker, which has no TLS).
+# `make run` needs none of them.
 TOOLS := promtool:prometheus amtool:prometheus-alertmanager docker-compose:docker-compose \
 	stunnel:stunnel4
 
-setup: $(BIN)/cover2
+tools:
 	@missing=$$(for tool in $(TOOLS); do command -v $${tool%%:*} >/dev/null || \
 		echo $${tool#*:}; done); \
 	if [ -n "$$missing" ]; then echo "installing Debian packages:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 		$$missing >/dev/null; fi
 
-run: setup
+run: $(BIN)/cover2
 	$(BIN)/cover2 run
 
-lint: setup
+lint: $(BIN)/cover2
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: lint
+test: lint tools
 	$(BIN)/pytest

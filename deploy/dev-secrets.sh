@@ -6,12 +6,15 @@
 #
 # Writes, each file only when it is missing (all of them again with --force):
 #   ca.crt ca.key                      a development CA (ca.key never leaves this folder)
-#   kafka.keystore.pem                 the broker's key and certificate chain (SAN kafka, localhost)
+#   kafka-1.keystore.pem ... kafka-3.keystore.pem
+#                                      each Kafka node's key and certificate chain (CN and SAN
+#                                      kafka-N, and localhost)
 #   worker.crt worker.key              the workers' HTTPS certificate (SAN worker-1, worker-2, localhost)
 #   prometheus.crt prometheus.key      Prometheus's HTTPS certificate (SAN prometheus, localhost)
 #   alertmanager.crt alertmanager.key  Alertmanager's (SAN alertmanager, localhost)
 #   grafana.crt grafana.key            Grafana's (SAN grafana, localhost, and every --grafana-san)
-#   kafka_admin_password               SCRAM-SHA-512 user cover2-admin (super user: kafka, kafka-init)
+#   kafka_admin_password               SCRAM-SHA-512 user cover2-admin (super user: the Kafka
+#                                      nodes, kafka-init)
 #   kafka_worker_password              SCRAM-SHA-512 user cover2-worker (the workers)
 #   kafka_feed_password                SCRAM-SHA-512 user cover2-feed (the demo feed)
 #   prometheus_scrape_password         basic auth user prometheus (workers, Prometheus, Alertmanager)
@@ -201,14 +204,20 @@ EOF
 
 # --- the certificates -----------------------------------------------------------------------
 # Kafka takes its key and chain in one PEM file (ssl.keystore.type=PEM): no keystore password,
-# an unencrypted PKCS#8 key, the certificate, then the CA.
-if needed kafka.keystore.pem || any_changed ca.crt; then
-    leaf kafka DNS:kafka DNS:localhost
-    cat "$work/kafka.key" "$work/kafka.crt" "$out/ca.crt" >"$work/kafka.keystore.pem"
-    publish kafka.keystore.pem
-else
-    keep kafka.keystore.pem
-fi
+# an unencrypted PKCS#8 key, the certificate, then the CA. Each node has its own: clients verify
+# the name it advertises (kafka-N:9093), the other nodes the name of its controller listener
+# (kafka-N:9094), and on that listener, which asks for a client certificate, its subject CN=kafka-N
+# is its principal (a super user in docker-compose.yml).
+KAFKA_NODES=(kafka-1 kafka-2 kafka-3)
+for node in "${KAFKA_NODES[@]}"; do
+    if needed "$node.keystore.pem" || any_changed ca.crt; then
+        leaf "$node" "DNS:$node" DNS:localhost
+        cat "$work/$node.key" "$work/$node.crt" "$out/ca.crt" >"$work/$node.keystore.pem"
+        publish "$node.keystore.pem"
+    else
+        keep "$node.keystore.pem"
+    fi
+done
 
 # certificate NAME SAN...: NAME.crt and NAME.key for an HTTPS server.
 certificate() {

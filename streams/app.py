@@ -83,7 +83,8 @@ def create_app(settings: Settings, store: CheckpointStore,
     if web_config is None and settings.web_config_file:
         web_config = load_web_config(settings.web_config_file)
     state = store.load()
-    monitor = Monitor(settings.topics, settings.call_policy, state)
+    monitor = Monitor(settings.topics, settings.call_policy, state,
+                      plausibility=settings.plausibility)
     app = _faust_app(settings, store, web_config)
     auth = basic_auth_middleware(web_config, OPEN_PATHS)
     if auth is not None:  # now: aiohttp freezes its middlewares when the server starts
@@ -124,6 +125,19 @@ def create_app(settings: Settings, store: CheckpointStore,
             reading[:] = [Received(message.topic, message.partition, message.offset,
                                    message.key, message.value, int(message.timestamp * 1000))]
             await outputs.send(monitor.apply_reference(reading[0]))
+
+    endpoints = {
+        "/cover2": "the Cover-2 results: credit and liquidity, with how fresh they are",
+        "/groups": "the member groups", "/groups/{group}": "one group by scenario, its members",
+        "/metrics": "Prometheus metrics", "/healthz": "liveness", "/readyz": "readiness"}
+
+    @app.page("/")
+    async def index(view: Any, request: Any) -> Any:
+        return respond(view, web.index(endpoints))
+
+    @app.page("/groups")
+    async def groups(view: Any, request: Any) -> Any:
+        return respond(view, web.groups(monitor.results))
 
     @app.page("/healthz")
     async def healthz(view: Any, request: Any) -> Any:

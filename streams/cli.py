@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,50 +37,9 @@ def _logging(settings: Settings) -> None:
 
 def worker(settings: Settings) -> None:
     """One worker against any Kafka: creates the topics, then runs the faust app."""
-    import faust
+    from streams.worker import run as run_worker
 
-    from streams.app import create_app
-    from streams.checkpoint import CheckpointStore
-    from streams.kafka.admin import create_topics, wait_for_kafka
-    from streams.kafka.clients import Connection
-    from streams.web_security import WebConfigError, load_web_config
-
-    # Before Kafka is touched: a file that cannot secure the server creates no topic.
-    try:
-        web_config = (load_web_config(settings.web_config_file) if settings.web_config_file
-                      else None)
-    except WebConfigError as error:
-        print(f"cover2 worker: {error}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
-
-    connection = Connection.of(settings)
-    try:
-        connection.security()  # reads the password file, and the certificates
-    except (ValueError, OSError) as error:
-        print(f"cover2 worker: Kafka security: {error}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
-
-    async def prepare() -> None:
-        await wait_for_kafka(connection)
-        created = await create_topics(connection, settings.topics, settings.partitions)
-        if created:
-            _say(f"worker: created topics {', '.join(created)}")
-
-    asyncio.run(prepare())
-    store = CheckpointStore(Path(settings.state_dir), settings.name, settings.topic_prefix)
-    app = create_app(settings, store, web_config)
-    scheme = "https" if web_config is not None and web_config.tls is not None else "http"
-    _say(f"worker {settings.name}: {scheme}://{settings.web_host}:{settings.web_port}/cover2, "
-         f"/metrics, /healthz; state in {store.path}"
-         + (f"; {web_config.describe()}" if web_config is not None else ""))
-    # faust and its clients log at warning unless debugging; the service's own lines at the
-    # chosen level.
-    logging.getLogger("streams").setLevel(settings.log_level.upper())
-    quiet = "debug" if settings.log_level == "debug" else "warning"
-    runner = faust.Worker(app, loglevel=quiet, quiet=True)
-    if not sys.stdout.isatty():
-        runner.spinner = None  # its cursor and arrow characters would end up in the log
-    runner.execute_from_commandline()
+    run_worker(settings, _say)
 
 
 def run(settings: ToolSettings) -> None:
@@ -152,8 +110,8 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``cover2``."""
+def parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser of ``cover2`` and that of each of its commands."""
     from streams.tools.settings import ToolSettings
 
     parser = argparse.ArgumentParser(
@@ -162,13 +120,29 @@ def main(argv: list[str] | None = None) -> None:
         + config.describe(ToolSettings),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    subparsers = {}
     for name, command in COMMANDS.items():
-        sub = commands.add_parser(name, help=command.help, description=command.help)
-        config.add_arguments(sub, command.settings, ToolSettings if command.tool else Settings)
-    args = parser.parse_args(argv)
+        sub = subparsers[name] = commands.add_parser(name, help=command.help,
+                                                     description=command.help)
+        config.add_arguments(sub, command.settings, settings_type(command), command.defaults)
+    return parser, subparsers
+
+
+def settings_type(command: Command) -> type[Settings]:
+    """The settings a command reads: the worker's, or the tools' beside them."""
+    from streams.tools.settings import ToolSettings
+
+    return ToolSettings if command.tool else Settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``cover2``."""
+    parser, subparsers = parsers()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command's own parser, with its own usage
+        subparsers[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     command = COMMANDS[args.command]
-    settings = config.load(ToolSettings if command.tool else Settings, args,
-                           defaults=command.defaults)
+    settings = config.load(settings_type(command), args, defaults=command.defaults)
     _logging(settings)
     try:
         command.action(settings)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
+import numpy as np
 
 from risk.model import Instrument, LiquidityType, LiquidResource, Member, Resources, Scenario
 from streams import topics as t
@@ -107,6 +108,40 @@ MESSAGE_TYPES: dict[str, type[msgspec.Struct]] = {
 }
 # A null value (tombstone) removes the member or scenario named by the key.
 TOMBSTONE_TOPICS = frozenset({t.MEMBERS, t.SCENARIOS})
+
+
+@dataclass(frozen=True)
+class Plausibility:
+    """What a well-formed message must also be to be believed: an event time not far ahead
+    of the clock (a timestamp in milliseconds is a well-formed number), and scenario
+    shocks within bounds (-10 is a well-formed -1000%)."""
+
+    max_future_skew_s: float = 300.0
+    shock_min: float = -1.0
+    shock_max: float = 10.0
+
+    def ahead(self, ts: np.ndarray, now: float) -> np.ndarray:
+        """Which event times ``ts`` (seconds) are too far ahead of ``now``: (n,) bool."""
+        return ts > now + self.max_future_skew_s
+
+    def future_reason(self, ts: float, now: float) -> str:
+        """Why an event time is refused."""
+        return (f"event time ts={ts!r} is {ts - now:,.0f} s ahead of this worker's clock, more "
+                f"than COVER2_MAX_FUTURE_SKEW ({self.max_future_skew_s:g} s): ts is in epoch "
+                "seconds, not milliseconds")
+
+    def scenario_problem(self, scenario: ScenarioMessage) -> str | None:
+        """Why a scenario's shocks are refused, or None."""
+        shocks = {**scenario.shocks, "default_shock": scenario.default_shock}
+        wild = {name: shock for name, shock in shocks.items()
+                if not self.shock_min <= shock <= self.shock_max}
+        if not wild:
+            return None
+        name, shock = min(wild.items())
+        return (f"shock {shock!r} for {name} is outside [{self.shock_min:g}, "
+                f"{self.shock_max:g}] (COVER2_SHOCK_MIN, COVER2_SHOCK_MAX): shocks are relative "
+                f"moves, -0.12 for -12%" + (f", and {len(wild) - 1} more" if len(wild) > 1
+                                            else ""))
 
 
 @dataclass(frozen=True)

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any
 
-from risk.calls import MarginCall
+from risk.calls import MarginCall, MarginLevel
 from risk.ccp import MemberRows
-from risk.cover import Cover
+from risk.cover import Cover, first_max
 from risk.results import Results
 from streams.readiness import Readiness
+
+
+def iso(ts: float) -> str | None:
+    """Epoch seconds as ISO 8601 in UTC; None before any event."""
+    if not math.isfinite(ts):
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds")
 
 
 def _finite(value: float) -> float | None:
@@ -36,6 +44,7 @@ def cover2_document(results: Results, currency: str, counts: dict[str, int],
     credit, liquidity = results.credit, results.liquidity
     return {
         "as_of": results.as_of,
+        "as_of_iso": iso(results.as_of),
         "ready": readiness.ready,
         "not_ready_reason": readiness.reason or None,
         "fetch_age_s": readiness.fetch_age_s,
@@ -81,8 +90,12 @@ def group_document(results: Results, rows: MemberRows, group: str,
     def by_scenario(row: Any) -> dict[str, float]:
         return dict(zip(scenarios, row[order].tolist(), strict=True))
 
+    exposure = results.exposure_by_group_scenario[g]
     return {
         "group": group, "as_of": results.as_of, "currency": currency,
+        "worst_scenario": (results.scenarios[first_max(exposure, results.scenarios)]
+                           if len(exposure) else None),
+        "margin_level": MarginLevel(int(results.margin_level_by_group[g])).name.lower(),
         "members": list(results.members_by_group.get(group, ())),
         "members_here": list(rows.members), "scenarios": scenarios,
         "exposure": by_scenario(results.exposure_by_group_scenario[g]),
@@ -94,10 +107,11 @@ def group_document(results: Results, rows: MemberRows, group: str,
     }
 
 
-def margin_call_document(call: MarginCall) -> dict[str, Any]:
+def margin_call_document(call: MarginCall, currency: str) -> dict[str, Any]:
     """A ``ccp.margin-calls`` message."""
     return {"call_id": call.call_id, "member": call.member, "group": call.group,
-            "kind": call.level.label, "amount": call.amount, "exposure": call.exposure,
+            "kind": call.level.label, "amount": call.amount, "currency": currency,
+            "exposure": call.exposure,
             "scenario": call.scenario, "ts": call.ts}
 
 

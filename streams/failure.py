@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 # EX_SOFTWARE: an internal error; non-zero, so that `restart: on-failure` restarts it.
 EXIT_FATAL = 70
+# A setting, a file or the network keeps the worker from running: said in one line.
+EXIT_CANNOT_START = 2
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -33,11 +35,22 @@ def fatal(what: str, error: BaseException, where: str = "") -> NoReturn:
     log.error("%s failed%s: %s. The worker exits with code %d for its supervisor to restart "
               "it; it resumes from its last checkpoint.", what, f" at {where}" if where else "",
               error or type(error).__name__, EXIT_FATAL, exc_info=error)
+    end(EXIT_FATAL)
+
+
+def refuse(why: str, code: int) -> NoReturn:
+    """Log why the worker cannot run as configured (no traceback: it is no bug), and end."""
+    log.error("%s", why)
+    end(code)
+
+
+def end(code: int) -> NoReturn:
+    """End the process now with ``code``, what was logged flushed."""
     for handler in [*logging.getLogger().handlers, *log.handlers]:
         handler.flush()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(EXIT_FATAL)
+    os._exit(code)
 
 
 def supervised(what: str, where: Callable[..., str] | None = None

@@ -27,6 +27,7 @@ from streams.codec import (
     CollateralMessage,
     InstrumentMessage,
     MemberMessage,
+    Plausibility,
     PriceMessage,
     Rejection,
     ResourcesMessage,
@@ -77,13 +78,16 @@ class Monitor:
     """Applies input records to the core and keeps the latest results.
 
     ``clock`` gives wall-clock seconds: when results were refreshed (for their
-    age and the event-to-metric latency), dead letters' times, the handover wait.
+    age and the event-to-metric latency), dead letters' times, the handover wait,
+    and the time event times may not be far ahead of (``plausibility``).
     """
 
     def __init__(self, topics: t.Topics, policy: CallPolicy,
                  state: MonitorState | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 plausibility: Plausibility | None = None) -> None:
         self.topics = topics
+        self.plausibility = plausibility or Plausibility()
         self.state = state or MonitorState(Ccp(policy))
         self.state.ccp.use_policy(policy)
         self.clock = clock
@@ -142,7 +146,7 @@ class Monitor:
         """Apply batches of per-message records (trades, prices, collateral), then refresh."""
         effects = Effects()
         decoded: dict[str, list[Any]] = {t.TRADES: [], t.PRICES: [], t.COLLATERAL: []}
-        received: dict[str, list[int]] = {t.TRADES: [], t.PRICES: [], t.COLLATERAL: []}
+        times: dict[str, list[np.ndarray]] = {t.TRADES: [], t.PRICES: [], t.COLLATERAL: []}
         for batch in batches:
             records = self._new(batch)
             if not records:
@@ -154,16 +158,35 @@ class Monitor:
             if topic in t.MEMBER_KEYED and self._homes is not None:
                 messages, positions = self._forward_strangers(topic, records, messages,
                                                               positions, effects)
-            decoded[topic] += messages
-            received[topic] += (list(map(_TIMESTAMP, records)) if len(positions) == len(records)
-                                else [records[p].timestamp for p in positions])
+            if messages:
+                ts = event_times(messages, list(map(_TIMESTAMP, records))
+                                 if len(positions) == len(records)
+                                 else [records[p].timestamp for p in positions])
+                messages, ts = self._believable(topic, records, messages, positions, ts,
+                                                effects)
+                decoded[topic] += messages
+                times[topic].append(ts)
             self.state.offsets[records[0].topic, records[0].partition] = records[-1].offset + 1
         for topic, apply in ((t.PRICES, self._apply_prices), (t.TRADES, self._apply_trades),
                              (t.COLLATERAL, self._apply_collateral)):
             if decoded[topic]:
-                apply(decoded[topic], event_times(decoded[topic], received[topic]))
+                apply(decoded[topic], np.concatenate(times[topic]))
         effects.calls = self.refresh()
         return effects
+
+    def _believable(self, topic: str, records: Sequence[Record], messages: list[Any],
+                    positions: list[int], ts: np.ndarray,
+                    effects: Effects) -> tuple[list[Any], np.ndarray]:
+        """The messages whose event time is not too far ahead; the others are refused."""
+        now = self.clock()
+        ahead = self.plausibility.ahead(ts, now)
+        if not ahead.any():
+            return messages, ts
+        for i in np.flatnonzero(ahead).tolist():
+            self._reject(records[positions[i]], topic,
+                         self.plausibility.future_reason(float(ts[i]), now), effects)
+        return [m for m, late in zip(messages, ahead.tolist(), strict=True) if not late], \
+            ts[~ahead]
 
     def _forward_strangers(self, topic: str, records: Sequence[Record], messages: list[Any],
                            positions: list[int], effects: Effects) -> tuple[list[Any], list[int]]:
@@ -227,6 +250,15 @@ class Monitor:
         self.state.offsets[record.topic, record.partition] = record.offset + 1
         topic = self.topics.short(record.topic)
         message = decode(topic, record.key, record.value)
+        ts = getattr(message, "ts", None)
+        ts = record.timestamp / 1000.0 if ts is None else ts
+        if not isinstance(message, Rejection | Tombstone):
+            now = self.clock()
+            if self.plausibility.ahead(np.array([ts]), now)[0]:
+                message = Rejection(self.plausibility.future_reason(ts, now))
+            elif isinstance(message, ScenarioMessage):
+                problem = self.plausibility.scenario_problem(message)
+                message = message if problem is None else Rejection(problem)
         if isinstance(message, Rejection):
             self._reject(record, topic, message.reason, effects)
             return effects
@@ -247,8 +279,7 @@ class Monitor:
             ccp.upsert_scenario(message.to_model())
         elif isinstance(message, ResourcesMessage):
             ccp.set_resources(message.to_model())
-        ts = getattr(message, "ts", None)
-        self._applied(topic, np.array([record.timestamp / 1000.0 if ts is None else ts]))
+        self._applied(topic, np.array([ts]))
         return effects
 
     def recompute(self) -> None:

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from risk.calls import CallPolicy
-from streams.topics import Topics
+from streams.codec import Plausibility
+from streams.topics import Layout, Topics
 
 ENV_PREFIX = "COVER2_"
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 COMPRESSION_CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 # The embedded broker's group join waits half the session timeout and a member that
 # died is only replaced once its session expires: short timeouts there. Apache Kafka
 # keeps the defaults below (10 s, 3 s).
@@ -43,6 +45,13 @@ class Settings:
                                    "in Prometheus exporter-toolkit's format (empty: plain HTTP)")
     topic_prefix: str = setting("ccp.", "prefix of every topic name")
     partitions: int = setting(4, "partitions of the topics the service creates")
+    replication_factor: int = setting(
+        1, "replicas of each topic the service creates (3 on a production cluster)")
+    min_insync_replicas: int = setting(
+        1, "replicas that must have a write before it counts (2 with 3 replicas)")
+    input_retention_hours: float = setting(
+        -1.0, "how long the input topics are kept (-1: forever; they are the record that "
+        "recovery and partition takeover replay from the start)")
     currency: str = setting("USD", "the one reporting currency of all money amounts")
     publish_interval: float = setting(0.25, "seconds between publications of ccp.cover2")
     merge_interval: float = setting(
@@ -53,7 +62,8 @@ class Settings:
     recompute_interval: float = setting(
         600.0, "seconds between full recomputes of scenario P&L from positions (drops the "
         "rounding of incremental updates)")
-    group_id: str = setting("cover2", "consumer group shared by the workers")
+    group_id: str = setting("", "consumer group shared by the workers (default: the topic "
+                            "prefix followed by cover2, e.g. ccp.cover2)")
     worker_id: str = setting("", "this worker's name (default: host name and web port)")
     session_timeout: float = setting(
         10.0, "consumer session timeout in seconds (the embedded broker's join waits half)")
@@ -70,6 +80,15 @@ class Settings:
     minimum_transfer: float = setting(10_000.0, "minimum transfer amount of a margin call")
     call_cooldown: float = setting(300.0, "seconds before a call of the same kind is re-issued")
     log_level: str = setting("info", "debug, info, warning or error")
+    stop_grace: float = setting(
+        10.0, "seconds a worker asked to stop (SIGINT, SIGTERM) may take before it exits anyway")
+    max_future_skew: float = setting(
+        300.0, "an event time more than this many seconds ahead of the worker's clock is "
+        "refused to the dead-letter topic (a timestamp in milliseconds, a wrong clock)")
+    shock_min: float = setting(
+        -1.0, "smallest relative move a scenario may shock a price by (-1: to zero; lower only "
+        "for prices that can go negative)")
+    shock_max: float = setting(10.0, "largest relative move a scenario may shock a price by")
     ready_max_lag: float = setting(
         10.0, "/readyz answers 503 when no fetch from the broker succeeded for this many seconds")
     compression: str = setting("none", "codec of what the worker writes to Kafka: none, gzip, "
@@ -85,7 +104,15 @@ class Settings:
     kafka_key_file: str = setting("", "the client certificate's private key (PEM)")
 
     def __post_init__(self) -> None:
+        if not self.group_id:  # workers on other topics never share a group by accident
+            object.__setattr__(self, "group_id", f"{self.topic_prefix}cover2")
         problems = list(self._security_problems())
+        if self.log_level not in LOG_LEVELS:
+            problems.append(f"unknown log level {self.log_level!r}: choose "
+                            f"{', '.join(LOG_LEVELS)} ({env_name('log_level')})")
+        if not self.shock_min < 0 < self.shock_max:
+            problems.append(f"scenario shock bounds [{self.shock_min}, {self.shock_max}] must "
+                            f"hold 0 ({env_name('shock_min')}, {env_name('shock_max')})")
         if self.compression not in COMPRESSION_CODECS:
             problems.append(f"unknown compression {self.compression!r}: choose "
                             f"{', '.join(COMPRESSION_CODECS)} ({env_name('compression')})")
@@ -116,6 +143,19 @@ class Settings:
         """The margin-call policy for the core."""
         return CallPolicy(self.warning_amount, self.warning_fraction_of_im, self.call_amount,
                           self.call_fraction_of_im, self.minimum_transfer, self.call_cooldown)
+
+    @property
+    def plausibility(self) -> Plausibility:
+        """What a well-formed message must also be to be believed."""
+        return Plausibility(self.max_future_skew, self.shock_min, self.shock_max)
+
+    @property
+    def layout(self) -> Layout:
+        """How the service creates its topics."""
+        retention = -1 if self.input_retention_hours < 0 else int(
+            self.input_retention_hours * 3_600_000)
+        return Layout(self.partitions, self.replication_factor, self.min_insync_replicas,
+                      retention)
 
     @property
     def topics(self) -> Topics:
@@ -151,15 +191,19 @@ AnySettings = TypeVar("AnySettings", bound=Settings)
 
 
 def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None = None,
-                  settings_type: type[Settings] = Settings) -> None:
+                  settings_type: type[Settings] = Settings,
+                  defaults: Mapping[str, Any] | None = None) -> None:
     """Add a flag for each setting of ``settings_type`` (or for ``names``), its variable
-    named in the help. A boolean setting ``demo`` gets ``--demo`` and ``--no-demo``.
+    and the default the command uses (``defaults``, else the field's) named in the help.
+    A boolean setting ``demo`` gets ``--demo`` and ``--no-demo``.
     """
+    defaults = defaults or {}
     for f in dataclasses.fields(settings_type):
         if names is not None and f.name not in names:
             continue
         flags = ("--" + f.name.replace("_", "-"), *ALIASES.get(f.name, ()))
-        text = f"{f.metadata['help']} [{env_name(f.name)}, default {f.default!r}]"
+        default = defaults.get(f.name, f.default)
+        text = f"{f.metadata['help']} [{env_name(f.name)}, default {default!r}]"
         if isinstance(f.default, bool):
             parser.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction,
                                 default=None, help=text)

@@ -34,6 +34,35 @@ PARTITION_VIEWS_CONFIG = {"max.message.bytes": str(PARTITION_VIEWS_MAX_BYTES),
 
 
 @dataclass(frozen=True)
+class Layout:
+    """How the topics are created: partitions, replicas, and how long inputs are kept.
+
+    The input topics are the record recovery and partition takeover replay from the
+    start, so they are kept forever by default (``input_retention_ms = -1``); a shorter
+    retention bounds the disk, and then a worker's state can be rebuilt only while the
+    inputs since its oldest checkpoint are still there.
+    """
+
+    partitions: int = 4
+    replication_factor: int = 1
+    min_insync_replicas: int = 1
+    input_retention_ms: int = -1
+
+    def config(self, topic: str) -> dict[str, str]:
+        """The topic configuration of ``topic`` (short name)."""
+        config = {"min.insync.replicas": str(self.min_insync_replicas)}
+        if topic in INPUTS:
+            config["retention.ms"] = str(self.input_retention_ms)
+        if topic == PARTITION_VIEWS:
+            config.update(PARTITION_VIEWS_CONFIG)
+        return config
+
+    def partitions_of(self, topic: str) -> int:
+        """How many partitions ``topic`` (short name) has: one for the partition views."""
+        return 1 if topic == PARTITION_VIEWS else self.partitions
+
+
+@dataclass(frozen=True)
 class Topics:
     """Full topic names under a prefix (``ccp.`` by default)."""
 

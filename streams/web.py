@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,17 @@ from streams.documents import cover2_document, group_document
 from streams.readiness import Readiness
 
 Response = tuple[int, dict[str, Any]]
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether nothing listens on ``host:port``: checked before a server starts."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def healthz(healthy: bool, worker: str) -> Response:
@@ -37,6 +49,16 @@ def cover2(results: Results | None, currency: str, counts: dict[str, int],
     if results is None:
         return 503, {"error": "no results yet: the worker is starting"}
     return 200, cover2_document(results, currency, counts, partitions, readiness)
+
+
+def index(endpoints: dict[str, str]) -> Response:
+    """``GET /``: the endpoints and what each is for."""
+    return 200, {"endpoints": endpoints}
+
+
+def groups(results: Results | None) -> Response:
+    """``GET /groups``: the member groups' ids (none before the first results)."""
+    return 200, {"groups": list(results.groups if results is not None else ())}
 
 
 def group(results: Results | None, member_rows: Callable[[str], MemberRows], name: str,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,7 +11,16 @@ import numpy as np
 from risk.ccp import Ccp
 from risk.model import Collateral, Member, Prices, Resources, Scenario, Trades
 
+# The mark of each member's book in the core's own fixture.
 UNIT_PRICE = 1.0
+
+
+def book_price(losses: Mapping[str, float]) -> float:
+    """The mark of a member's one-contract book: the smallest power of two at least as large
+    as every stated loss, so that each shock (-loss / price) is a plausible relative move
+    within [-1, 1] and exact in binary floating point."""
+    largest = max((abs(loss) for loss in losses.values()), default=1.0)
+    return float(2.0 ** math.ceil(math.log2(max(largest, 1.0))))
 
 
 def ccp_with_losses(losses: Mapping[str, Mapping[str, float]], *,
@@ -23,7 +33,8 @@ def ccp_with_losses(losses: Mapping[str, Mapping[str, float]], *,
     """A CCP whose members lose exactly ``losses[member][scenario]``.
 
     Each member holds one contract of its own instrument marked at 1, and each
-    scenario shocks that instrument by minus the stated loss.
+    scenario shocks that instrument by minus the stated loss (the core takes any shock;
+    the service's messages, :func:`messages_with_losses`, keep shocks plausible).
     """
     groups, initial_margin, cash = groups or {}, initial_margin or {}, cash or {}
     default_fund, settlement_obligation = default_fund or {}, settlement_obligation or {}
@@ -69,16 +80,17 @@ def messages_with_losses(losses: Mapping[str, Mapping[str, float]], *,
         if m in groups:
             member["group"] = groups[m]
         out.append(("members", m, member))
-        out.append(("prices", f"book-{m}", {"instrument": f"book-{m}", "price": UNIT_PRICE,
+        out.append(("prices", f"book-{m}", {"instrument": f"book-{m}",
+                                            "price": book_price(losses[m]),
                                             "ts": 1.0}))
         out.append(("trades", m, {"trade_id": f"open-{m}", "member": m,
                                   "instrument": f"book-{m}", "quantity": 1,
-                                  "price": UNIT_PRICE}))
+                                  "price": book_price(losses[m])}))
         out.append(("collateral", m, {"member": m, "initial_margin": initial_margin.get(m, 0.0),
                                       "cash": cash.get(m, 0.0), "ts": 1.0}))
     for s in sorted({s for by_scenario in losses.values() for s in by_scenario}):
         out.append(("scenarios", s, {"scenario": s, "shocks": {
-            f"book-{m}": -losses[m].get(s, 0.0) / UNIT_PRICE for m in members}}))
+            f"book-{m}": -losses[m].get(s, 0.0) / book_price(losses[m]) for m in members}}))
     out.append(("resources", "resources", dict(resources or {"skin_in_the_game": 0.0,
                                                              "liquid_resources": []})))
     return out

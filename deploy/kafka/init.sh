@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The command of docker-compose.yml's kafka-init service: runs once, as the super user
-# cover2-admin (admin.properties), after the broker is healthy and before any worker or feed.
+# cover2-admin (admin.properties), after the three Kafka nodes are healthy and before any
+# worker or feed. BOOTSTRAP_SERVER lists the three nodes; users and ACLs are cluster
+# metadata, so what is set through one node holds on all.
 #
 #   1. the SCRAM-SHA-512 credential of each service user, from its password file
 #      (SCRAM_USERS="user:secret-file ..."): created, or replaced by the file's password, so
@@ -15,7 +17,7 @@ umask 077
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bin=${BIN_DIR:-/opt/kafka/bin}
 secrets=${SECRETS_DIR:-/run/secrets}
-bootstrap=${BOOTSTRAP_SERVER:-kafka:9093}
+bootstrap=${BOOTSTRAP_SERVER:-kafka-1:9093,kafka-2:9093,kafka-3:9093}
 admin_config=${ADMIN_CONFIG:-$here/admin.properties}
 acls=${ACL_FILE:-$here/acls.txt}
 users=${SCRAM_USERS:?SCRAM_USERS lists the service users as user:password-file}
@@ -80,5 +82,5 @@ done 3<"$acls"
 ((count)) || fail "$acls grants nothing"
 echo "kafka-init: applied the $count grants of $acls"
 
-# 3. What the broker now holds.
+# 3. What the cluster now holds.
 admin kafka-acls.sh --list

@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from streams import topics as t
-from streams.failure import supervised
+from streams.failure import EXIT_CANNOT_START, refuse, supervised
 from streams.kafka.assignor import CoPartitionedAssignor
 from streams.kafka.clients import Connection
 from streams.kafka.outputs import Outputs
@@ -59,6 +59,11 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         ingest = self.ingest
         consumer, monitor = ingest.consumer, ingest.monitor
         assert consumer is not None
+        if ingest.assignor.refused is not None:
+            refuse(f"the consumer group {ingest.settings.group_id!r} refused this worker: "
+                   f"{ingest.assignor.refused}. Give each set of topics its own group: leave "
+                   f"--group-id (COVER2_GROUP_ID) unset and it derives one from "
+                   f"--topic-prefix.", EXIT_CANNOT_START)
         counts = {topic: len(consumer.partitions_for_topic(topic) or ())
                   for topic in ingest.member_keyed}
         if len(set(counts.values())) != 1:

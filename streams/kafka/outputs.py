@@ -54,8 +54,10 @@ class Outputs(mode.Service):
         if self.producer is None or not (effects.calls or effects.dead_letters
                                          or effects.forwards):
             return
+        currency = self.settings.currency
         sends = [self.producer.send(self.topics.name(t.MARGIN_CALLS),
-                                    encode(margin_call_document(call)), key=call.member.encode())
+                                    encode(margin_call_document(call, currency)),
+                                    key=call.member.encode())
                  for call in effects.calls]
         sends += [self.producer.send(self.topics.name(t.DEAD_LETTER), letter.value,
                                      key=letter.key)

@@ -82,7 +82,7 @@ class Lab:
     async def topics(self, partitions: int = 4) -> t.Topics:
         """A fresh set of topics."""
         topics = t.Topics(f"bench{uuid.uuid4().hex[:8]}.")
-        await create_topics(self.connection, topics, partitions=partitions)
+        await create_topics(self.connection, topics, t.Layout(partitions))
         return topics
 
     def new_feed(self) -> Feed:

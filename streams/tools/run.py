@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from streams.failure import EXIT_CANNOT_START, EXIT_FATAL
 from streams.kafka.admin import BrokerError, wait_for_kafka
 from streams.kafka.clients import Connection
 from streams.settings import Settings
@@ -71,6 +72,15 @@ def _local_web(settings: ToolSettings) -> tuple[str, ssl.SSLContext | None]:
     return f"{scheme}://{settings.web_host}:{settings.web_port}", probe
 
 
+def ended(code: int) -> str:
+    """Why a child process ended, from its exit code."""
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    why = {EXIT_FATAL: "a failure; its ERROR line and traceback are above",
+           EXIT_CANNOT_START: "it could not start; its message is above"}
+    return f"exit code {code}: {why.get(code, 'its log is above')}"
+
+
 def run(settings: ToolSettings, say: Say) -> None:
     """Broker, worker and demo feed on one machine, until Ctrl-C."""
     bootstrap = settings.embedded_broker
@@ -113,7 +123,7 @@ def run(settings: ToolSettings, say: Say) -> None:
                 if code in (-signal.SIGINT, -signal.SIGTERM):  # Ctrl-C reached it first
                     raise KeyboardInterrupt
                 if code is not None and not (name == "simulate" and code == 0):
-                    raise BrokerError(f"the {name} exited with code {code}; its log is above")
+                    raise BrokerError(f"the {name} stopped: {ended(code)}")
             time.sleep(0.5)
     except KeyboardInterrupt:
         say("\nrun: stopping")

@@ -34,7 +34,7 @@ async def simulate(settings: ToolSettings, say: Callable[[str], None] = print) -
     """Send the market's reference data, then its feed at ``settings.rate``; returns events sent."""
     connection, topics = Connection.of(settings), settings.topics
     await wait_for_kafka(connection)
-    await create_topics(connection, topics, settings.partitions)
+    await create_topics(connection, topics, settings.layout)
     market = Market.build(SCALES[settings.scale], settings.seed)
     producer = batch_producer(connection, linger_ms=1, client_id="cover2-simulate")
     await producer.start()

@@ -36,7 +36,7 @@ class Feed:
         self.producer = connection.producer(linger_ms=1)
 
     async def __aenter__(self) -> Feed:
-        await create_topics(self.connection, self.topics, partitions=4)
+        await create_topics(self.connection, self.topics, t.Layout(partitions=4))
         await self.producer.start()
         return self
 

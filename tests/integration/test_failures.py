@@ -138,3 +138,32 @@ async def test_a_frozen_broker_makes_the_worker_unready_and_nothing_is_lost(
         await eventually(lambda: applied(worker, stream), what="the whole stream applied")
         assert_matches_plain(worker, plain)
         assert worker.alive()
+
+
+STOP_GRACE_S = 3.0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+async def test_a_worker_stops_within_its_grace_even_with_the_broker_frozen(
+        signum: signal.Signals, own_broker: tuple[str, int], prefix: str, tmp_path: Path,
+        workers: list[Worker]) -> None:
+    bootstrap, broker_pid = own_broker
+    await wait_for_kafka(Connection(bootstrap))
+    worker = Worker(bootstrap, prefix, tmp_path, "w1", f"{prefix}cover2",
+                    (*TEST_FLAGS, "--stop-grace", str(STOP_GRACE_S), "--ready-max-lag", "1")
+                    ).start()
+    workers.append(worker)
+    await worker.healthy()
+    await eventually(lambda: ready(worker) == 200, what="ready")
+    os.kill(broker_pid, signal.SIGSTOP)
+    try:
+        # Once it has noticed, a clean stop would wait for the broker (about 40 s here).
+        await eventually(lambda: ready(worker) == 503, what="the broker missed")
+        assert worker.process is not None
+        asked = time.monotonic()
+        worker.process.send_signal(signum)
+        await eventually(lambda: worker.process.poll() is not None,
+                         timeout=STOP_GRACE_S + 5, what="the worker stopped")
+        assert time.monotonic() - asked < STOP_GRACE_S + 3
+    finally:
+        os.kill(broker_pid, signal.SIGCONT)

@@ -55,6 +55,7 @@ async def test_metrics_pass_promtool_and_carry_the_contract(
     assert [(c["member"], c["kind"], c["amount"], c["scenario"]) for c in calls] == [
         ("M1", "call", 90.0, "down")]
     assert calls[0]["group"] == "M1" and calls[0]["call_id"]
+    assert calls[0]["currency"] == "USD"
 
     async def published() -> bool:
         documents = await read_all(broker, f"{prefix}cover2", 1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.integration.cluster import Feed, Spawn, Worker, eventually, read_all
@@ -132,3 +134,30 @@ async def test_bad_messages_go_to_the_dead_letter_topic_and_change_nothing(
         assert fragment in reasons
     _, metrics = worker.get("/metrics")
     assert f'ccp_events_total{{outcome="rejected",topic="trades"}} {len(BAD)}.0' in metrics
+
+
+async def test_implausible_messages_go_to_the_dead_letter_topic_and_change_nothing(
+        spawn: Spawn, feed: Feed, broker: str, prefix: str) -> None:
+    worker = await spawn().healthy()
+    await feed.send("scenarios", SCENARIO, "down")
+    await feed.send("prices", {"instrument": "X", "price": 100.0, "ts": 1_000.0}, "X")
+    await feed.send("trades", trade("T1"), "M1")
+    await feed.flush()
+    await eventually(lambda: cover2(worker)["credit"]["cover2"] == pytest.approx(100),
+                     what="the good trade")
+    now_ms = time.time() * 1000.0
+    await feed.send("prices", {"instrument": "X", "price": 50.0, "ts": now_ms}, "X")
+    await feed.send("scenarios", {"scenario": "crash", "shocks": {"X": -10.0}}, "crash")
+    await feed.send("prices", {"instrument": "X", "price": 110.0, "ts": 2_000.0}, "X")
+    await feed.flush()
+    await eventually(lambda: counts(worker).get("rejected") == 2, what="both refused")
+    # The later, correct price applies: the millisecond one left nothing behind.
+    await eventually(lambda: counts(worker).get("prices") == 2, what="the correct price")
+    after = cover2(worker)
+    assert after["scenarios"] == 1
+    # 10 contracts bought at 100, now 110: a loss of 110 under -10%, less the gain of 100.
+    assert after["credit"]["cover2"] == pytest.approx(10)
+    assert after["as_of"] < time.time() + 1
+    letters = await read_all(broker, f"{prefix}dead-letter", 2)
+    reasons = " ".join(letter["error"] for letter in letters)
+    assert "not milliseconds" in reasons and "COVER2_SHOCK_MIN" in reasons

@@ -56,6 +56,11 @@ async def test_credit_with_affiliates(spawn: Spawn, feed: Feed) -> None:
     status, group = worker.get("/groups/A")
     assert status == 200
     assert group["members"] == ["A1", "A2"]
+    assert group["worst_scenario"] == "S3" and group["margin_level"] in ("none", "warning",
+                                                                          "call")
+    assert worker.get("/groups") == (200, {"groups": ["A", "B", "C", "D"]})
+    assert "/cover2" in worker.get("/")[1]["endpoints"]
+    assert worker.get("/cover2")[1]["as_of_iso"].endswith("+00:00")
     assert group["exposure"] == {"S1": 45.0, "S2": 0.0, "S3": 100.0}
 
 

@@ -31,9 +31,13 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 SECRET = "grafana_admin_password"
 STATE_DIR = "/var/lib/cover2"
-BROKER = "kafka://kafka:9093"
-SERVICES = {"kafka", "kafka-init", "worker-1", "worker-2", "feed", "prometheus", "alertmanager",
-            "grafana"}
+# Three Kafka nodes, each a broker and a KRaft controller; every client bootstraps from all.
+KAFKA_NODES = ("kafka-1", "kafka-2", "kafka-3")
+CLIENT_PORT, CONTROLLER_PORT = 9093, 9094
+BOOTSTRAP = ",".join(f"{node}:{CLIENT_PORT}" for node in KAFKA_NODES)
+BROKER = ",".join(f"kafka://{node}:{CLIENT_PORT}" for node in KAFKA_NODES)
+SERVICES = {*KAFKA_NODES, "kafka-init", "worker-1", "worker-2", "feed", "prometheus",
+            "alertmanager", "grafana"}
 # Runs to completion once; the services after it wait for its exit code, not its health.
 ONE_SHOT = {"kafka-init"}
 HEALTHY = {"service_healthy", "service_completed_successfully"}
@@ -48,7 +52,7 @@ DATASOURCE = ROOT / "grafana" / "provisioning" / "datasources" / "prometheus.yml
 SECRETS = "/run/secrets"
 # What each service may read in /run/secrets: its own credentials and certificates, the CA.
 SERVICE_SECRETS = {
-    "kafka": {"ca.crt", "kafka.keystore.pem", "kafka_admin_password"},
+    **{node: {"ca.crt", f"{node}.keystore.pem", "kafka_admin_password"} for node in KAFKA_NODES},
     "kafka-init": {"ca.crt", "kafka_admin_password", "kafka_worker_password",
                    "kafka_feed_password"},
     "worker-1": {"ca.crt", "kafka_worker_password", "web-config.yml", "worker.crt", "worker.key"},
@@ -186,10 +190,10 @@ def unescaped(value: str) -> str:
     return value.replace("$$", "$")
 
 
-def kafka_settings() -> dict[str, str]:
-    """The Kafka service's server properties, named as deploy/kafka/start.sh names them."""
+def kafka_settings(node: str = KAFKA_NODES[0]) -> dict[str, str]:
+    """A Kafka node's server properties, named as deploy/kafka/start.sh names them."""
     out = {}
-    for key, value in environment(services()["kafka"]).items():
+    for key, value in environment(services()[node]).items():
         if key.startswith("KAFKA_") and not key.endswith("_OPTS"):
             name = key.removeprefix("KAFKA_").lower().replace("_", ".")
             out[name.replace("...", "-").replace("..", "_")] = unescaped(value)
@@ -206,9 +210,19 @@ def listeners(value: str) -> dict[str, tuple[str, int]]:
     return out
 
 
-def protocols() -> dict[str, str]:
-    pairs = kafka_settings()["listener.security.protocol.map"].split(",")
+def protocols(node: str = KAFKA_NODES[0]) -> dict[str, str]:
+    pairs = kafka_settings(node)["listener.security.protocol.map"].split(",")
     return dict(pair.split(":", 1) for pair in pairs)
+
+
+def voters(node: str) -> dict[int, tuple[str, int]]:
+    """controller.quorum.voters: {node id: (host, port)}."""
+    out = {}
+    for voter in kafka_settings(node)["controller.quorum.voters"].split(","):
+        node_id, _, address = voter.partition("@")
+        host, _, port = address.rpartition(":")
+        out[int(node_id)] = (host, int(port))
+    return out
 
 
 def properties(path: Path) -> dict[str, str]:
@@ -290,23 +304,22 @@ def test_compose_file_is_valid(demo: bool) -> None:
 def test_services_and_volumes() -> None:
     assert set(compose("config", "--services").split()) == SERVICES
     volumes = set(compose("config", "--volumes").split())
-    assert {"kafka-data", "worker-1-state", "worker-2-state"} <= volumes
+    assert {*(f"{node}-data" for node in KAFKA_NODES), "worker-1-state",
+            "worker-2-state"} <= volumes
+    assert "kafka-data" not in volumes, "the single node's volume is gone with it"
     assert set(services()) == SERVICES
 
 
-def test_kafka_is_pinned_and_runs_in_kraft_mode() -> None:
-    kafka = services()["kafka"]
+@pytest.mark.parametrize("node", KAFKA_NODES)
+def test_kafka_is_pinned_and_runs_in_kraft_mode(node: str) -> None:
+    kafka = services()[node]
     assert re.fullmatch(r"apache/kafka:\d+\.\d+\.\d+", kafka["image"]), kafka["image"]
+    assert kafka["restart"] == "unless-stopped"
     env = environment(kafka)
     assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
-    # The controller listener is bound to the loopback interface: the voter is this node there.
-    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith(f"{env['KAFKA_NODE_ID']}@127.0.0.1:")
     assert env["CLUSTER_ID"]
-    assert env["KAFKA_ADVERTISED_LISTENERS"] == "SASL_SSL://kafka:9093"
+    assert env["KAFKA_ADVERTISED_LISTENERS"] == f"SASL_SSL://{node}:{CLIENT_PORT}"
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"  # cover2 creates its topics
-    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
-    assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
-    assert env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "1"
     data = [source for source, target, _ in mounts(kafka) if target == env["KAFKA_LOG_DIRS"]]
     assert data and data[0] in config()["volumes"], "Kafka's log dirs are on a named volume"
     for name, service in services().items():
@@ -314,45 +327,127 @@ def test_kafka_is_pinned_and_runs_in_kraft_mode() -> None:
         assert not any("ZOOKEEPER" in key for key in environment(service)), name
 
 
-def test_kafka_listens_to_clients_on_sasl_ssl_only() -> None:
-    settings, protocol = kafka_settings(), protocols()
+def test_three_kafka_nodes_form_one_cluster_each_a_broker_and_a_controller() -> None:
+    nodes = {node: environment(services()[node]) for node in KAFKA_NODES}
+    # The same image, cluster id and configuration but for who each node is.
+    assert len({services()[node]["image"] for node in KAFKA_NODES}) == 1
+    assert len({env["CLUSTER_ID"] for env in nodes.values()}) == 1
+    own = {"KAFKA_NODE_ID", "KAFKA_ADVERTISED_LISTENERS", "KAFKA_SSL_KEYSTORE_LOCATION"}
+    shared = [{key: value for key, value in env.items() if key not in own}
+              for env in nodes.values()]
+    assert all(settings == shared[0] for settings in shared)
+    ids = {node: int(env["KAFKA_NODE_ID"]) for node, env in nodes.items()}
+    assert sorted(ids.values()) == [1, 2, 3]
+    for node in KAFKA_NODES:
+        settings = kafka_settings(node)
+        assert set(settings["process.roles"].split(",")) == {"broker", "controller"}
+        # Every node is a voter of the one quorum, at the address of its controller listener.
+        assert voters(node) == {ids[name]: (name, CONTROLLER_PORT) for name in KAFKA_NODES}
+        assert listeners(settings["listeners"])["CONTROLLER"][1] == CONTROLLER_PORT
+        assert settings["controller.listener.names"] == "CONTROLLER"
+        # Clients reach each node under its own name, which its certificate carries.
+        assert listeners(settings["advertised.listeners"]) == {"SASL_SSL": (node, CLIENT_PORT)}
+    # None waits for another: no node is healthy before two controllers have elected a leader.
+    for node in KAFKA_NODES:
+        assert not set(depends_on(services()[node])) & set(KAFKA_NODES), node
+
+
+@pytest.mark.parametrize("node", KAFKA_NODES)
+def test_kafka_keeps_three_replicas_and_acknowledges_a_write_on_two(node: str) -> None:
+    settings = kafka_settings(node)
+    assert settings["default.replication.factor"] == "3"
+    assert settings["min.insync.replicas"] == "2"
+    assert settings["offsets.topic.replication.factor"] == "3"
+    assert settings["transaction.state.log.replication.factor"] == "3"
+    assert settings["transaction.state.log.min.isr"] == "2"
+    assert settings.get("unclean.leader.election.enable", "false") == "false"
+    assert settings["auto.create.topics.enable"] == "false"
+    # One node may be down: a replica count no larger than the cluster, an ISR minimum below it.
+    assert int(settings["min.insync.replicas"]) < int(settings["default.replication.factor"])
+    assert int(settings["default.replication.factor"]) <= len(KAFKA_NODES)
+
+
+@pytest.mark.parametrize("name", WORKERS)
+def test_workers_create_topics_as_the_cluster_keeps_them(name: str) -> None:
+    env, settings = environment(services()[name]), kafka_settings()
+    assert env["COVER2_REPLICATION_FACTOR"] == settings["default.replication.factor"] == "3"
+    assert env["COVER2_MIN_INSYNC_REPLICAS"] == settings["min.insync.replicas"] == "2"
+    # The input topics are the record recovery and partition takeover replay: kept forever.
+    assert env["COVER2_INPUT_RETENTION_HOURS"] == "-1"
+
+
+@pytest.mark.parametrize("node", KAFKA_NODES)
+def test_each_kafka_node_has_its_own_volume(node: str) -> None:
+    env = environment(services()[node])
+    (data,) = [source for source, target, _ in mounts(services()[node])
+               if target == env["KAFKA_LOG_DIRS"]]
+    assert data == f"{node}-data" and data in config()["volumes"]
+    for other, service in services().items():
+        if other != node:
+            assert data not in {source for source, _, _ in mounts(service)}, other
+
+
+@pytest.mark.parametrize("node", KAFKA_NODES)
+def test_kafka_listens_to_clients_on_sasl_ssl_only(node: str) -> None:
+    settings, protocol = kafka_settings(node), protocols(node)
     bound = listeners(settings["listeners"])
     advertised = listeners(settings["advertised.listeners"])
     assert set(protocol) == set(bound), "every listener has its security protocol"
     controllers = set(settings["controller.listener.names"].split(","))
     assert controllers == {"CONTROLLER"}
-    # Clients (and the broker itself, inter-broker) reach only SASL_SSL listeners.
+    # Clients (and the brokers among themselves) reach only SASL_SSL listeners.
     assert advertised and all(protocol[name] == "SASL_SSL" for name in advertised), advertised
-    assert advertised == {"SASL_SSL": ("kafka", 9093)}
+    assert advertised == {"SASL_SSL": (node, CLIENT_PORT)}
     assert protocol[settings["inter.broker.listener.name"]] == "SASL_SSL"
-    # No PLAINTEXT or SSL-without-SASL listener but the controller's, on the loopback
-    # interface: nothing outside the Kafka container can connect to it.
-    for name, (host, port) in bound.items():
+    # The controller listener must be reached by the other nodes, so it is on the network:
+    # TLS with a client certificate of the stack's CA, never PLAINTEXT, never advertised.
+    assert "PLAINTEXT" not in protocol.values() and "SASL_PLAINTEXT" not in protocol.values()
+    for name, (_, port) in bound.items():
         if protocol[name] != "SASL_SSL":
-            assert name in controllers and host in ("127.0.0.1", "localhost"), (name, host)
-            assert (name, port) not in advertised.items()
-    voters = settings["controller.quorum.voters"].split(",")
-    assert voters == [f"{settings['node.id']}@127.0.0.1:{bound['CONTROLLER'][1]}"]
+            assert name in controllers and protocol[name] == "SSL", name
+            assert settings[f"listener.name.{name.lower()}.ssl.client.auth"] == "required"
+            assert name not in advertised
+            assert port not in {port for _, port in advertised.values()}
     assert settings["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
     assert settings["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512"
-    # TLS from PEM files the compose file mounts; the broker's name is verified.
-    mounted = set(secrets_of(services()["kafka"]).values())
+    # TLS from PEM files the compose file mounts: the node's own key and chain; the names
+    # are verified.
+    mounted = set(secrets_of(services()[node]).values())
     assert settings["ssl.keystore.type"] == "PEM"
-    assert settings["ssl.keystore.location"] in mounted
+    assert settings["ssl.keystore.location"] == f"{SECRETS}/{node}.keystore.pem" in mounted
     assert "ssl.keystore.password" not in settings, "a PEM keystore takes no store password"
     assert settings["ssl.truststore.type"] == "PEM"
     assert settings["ssl.truststore.location"] == f"{SECRETS}/ca.crt" in mounted
     assert settings.get("ssl.endpoint.identification.algorithm", "https") == "https"
+    for name in bound:  # no listener turns the verification of names off
+        assert settings.get(f"listener.name.{name.lower()}.ssl.endpoint.identification"
+                            ".algorithm", "https") == "https"
 
 
-def test_kafka_authorizes_every_request_by_acl() -> None:
-    settings, env = kafka_settings(), environment(services()["kafka"])
+def certificate_subject(path: Path) -> str:
+    """The subject of the certificate in a PEM keystore (key, certificate, CA), RFC 2253."""
+    text = path.read_text()
+    leaf = text[text.index("-----BEGIN CERTIFICATE-----"):]
+    leaf = leaf[:leaf.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")]
+    done = subprocess.run(["openssl", "x509", "-noout", "-subject", "-nameopt", "RFC2253"],
+                          input=leaf, capture_output=True, text=True, check=True)
+    return done.stdout.strip().removeprefix("subject=").strip()
+
+
+@pytest.mark.parametrize("node", KAFKA_NODES)
+def test_kafka_authorizes_every_request_by_acl(node: str, dev_secrets: Path) -> None:
+    settings, env = kafka_settings(node), environment(services()[node])
     assert settings["authorizer.class.name"] == (
         "org.apache.kafka.metadata.authorizer.StandardAuthorizer")
     assert settings["allow.everyone.if.no.acl.found"] == "false"
-    # The admin; and the loopback controller listener's principal, which only this container
-    # can present (the test above): the broker's own requests to its controller.
-    assert set(settings["super.users"].split(";")) == {f"User:{ADMIN}", "User:ANONYMOUS"}
+    # The admin; and the three nodes as their certificates name them on the controller
+    # listener (mutual TLS). Not User:ANONYMOUS: with the controller listener on the network,
+    # that would make anyone who connects to it a super user.
+    principals = {f"User:CN={certificate_subject(dev_secrets / f'{name}.keystore.pem')[3:]}"
+                  for name in KAFKA_NODES}
+    assert principals == {f"User:CN={name}" for name in KAFKA_NODES}
+    assert set(settings["super.users"].split(";")) == {f"User:{ADMIN}", *principals}
+    assert "User:ANONYMOUS" not in settings["super.users"]
     assert env["SCRAM_ADMIN_USER"] == ADMIN
     # The broker logs in as the admin; its password is read from the mounted file.
     module, user, password = jaas_login(
@@ -364,8 +459,8 @@ def test_kafka_authorizes_every_request_by_acl() -> None:
     assert settings["config.providers.dir.class"] == (
         "org.apache.kafka.common.config.provider.DirectoryConfigProvider")
     assert settings["config.providers.dir.param.allowed.paths"] == SECRETS
-    assert "kafka_admin_password" in secrets_of(services()["kafka"])
-    # So does every admin client (the healthcheck, kafka-init).
+    assert "kafka_admin_password" in secrets_of(services()[node])
+    # So does every admin client (the healthchecks, kafka-init).
     admin = properties(KAFKA_DEPLOY / "admin.properties")
     assert admin["security.protocol"] == "SASL_SSL"
     assert admin["sasl.mechanism"] == "SCRAM-SHA-512"
@@ -374,9 +469,19 @@ def test_kafka_authorizes_every_request_by_acl() -> None:
     assert admin["config.providers.dir.param.allowed.paths"] == SECRETS
 
 
-def test_kafka_starts_with_its_admin_created_at_format_time(tmp_path: Path,
+@pytest.mark.parametrize("node", KAFKA_NODES)
+def test_kafka_health_is_each_nodes_own(node: str) -> None:
+    probe = services()[node]["healthcheck"]["test"]
+    assert probe[:2] == ["CMD", "/opt/kafka/bin/kafka-broker-api-versions.sh"]
+    # A node is healthy when it answers, as the admin over verified TLS, not when another does.
+    assert probe[probe.index("--bootstrap-server") + 1] == f"{node}:{CLIENT_PORT}"
+    assert probe[probe.index("--command-config") + 1] == "/opt/cover2/kafka/admin.properties"
+
+
+@pytest.mark.parametrize("node", KAFKA_NODES)
+def test_kafka_starts_with_its_admin_created_at_format_time(node: str, tmp_path: Path,
                                                             dev_secrets: Path) -> None:
-    kafka = services()["kafka"]
+    kafka = services()[node]
     assert command(kafka) == ["bash", "/opt/cover2/kafka/start.sh"]
     assert (str(KAFKA_DEPLOY), "/opt/cover2/kafka", True) in mounts(kafka)
     # server.properties goes to a tmpfs, which is not /tmp: docker mounts a tmpfs noexec, and
@@ -392,6 +497,7 @@ def test_kafka_starts_with_its_admin_created_at_format_time(tmp_path: Path,
     assert done.returncode == 0, done.stderr
     password = (dev_secrets / "kafka_admin_password").read_text()
     config = str(tmp_path / "config" / "server.properties")
+    # Every node formats its own storage: the one cluster id, the same admin and password.
     (format_call,) = calls(log, "kafka-storage.sh")
     assert format_call[:6] == ["format", "--ignore-formatted", "--cluster-id", env["CLUSTER_ID"],
                                "--config", config]
@@ -406,19 +512,33 @@ def test_kafka_starts_with_its_admin_created_at_format_time(tmp_path: Path,
     # The broker's properties are those the tests above read, and hold no secret.
     rendered = dict(line.removeprefix("CONFIG ").split("=", 1)
                     for line in log if line.startswith("CONFIG "))
-    assert rendered == kafka_settings()
+    assert rendered == kafka_settings(node)
+    assert rendered["node.id"] == env["KAFKA_NODE_ID"]
     assert "heap.opts" not in rendered
     assert all(password not in line for line in log if line.startswith(("CALL", "CONFIG")))
 
 
 def test_kafka_refuses_to_start_without_the_admin_password(tmp_path: Path) -> None:
-    env = {key: unescaped(value) for key, value in environment(services()["kafka"]).items()}
+    env = {key: unescaped(value)
+           for key, value in environment(services()[KAFKA_NODES[0]]).items()}
     done, log = run_with_stubs(
         KAFKA_DEPLOY / "start.sh", tmp_path,
         {**env, "CONFIG_DIR": str(tmp_path / "config"), "SECRETS_DIR": str(tmp_path)},
         ("kafka-storage.sh", "kafka-server-start.sh"))
     assert done.returncode != 0 and "kafka_admin_password" in done.stderr
     assert "dev-secrets.sh" in done.stderr
+    assert not log, "nothing is formatted or started"
+
+
+def test_kafka_refuses_to_start_without_its_node_id(tmp_path: Path, dev_secrets: Path) -> None:
+    env = {key: unescaped(value)
+           for key, value in environment(services()[KAFKA_NODES[0]]).items()}
+    env.pop("KAFKA_NODE_ID")
+    done, log = run_with_stubs(
+        KAFKA_DEPLOY / "start.sh", tmp_path,
+        {**env, "CONFIG_DIR": str(tmp_path / "config"), "SECRETS_DIR": str(dev_secrets)},
+        ("kafka-storage.sh", "kafka-server-start.sh"))
+    assert done.returncode != 0 and "KAFKA_NODE_ID" in done.stderr
     assert not log, "nothing is formatted or started"
 
 
@@ -431,12 +551,15 @@ def test_acl_table_grants_exactly_what_each_service_needs() -> None:
 def test_kafka_init_creates_the_users_and_applies_every_acl(tmp_path: Path,
                                                            dev_secrets: Path) -> None:
     init = services()["kafka-init"]
-    assert init["image"] == services()["kafka"]["image"]
+    assert all(init["image"] == services()[node]["image"] for node in KAFKA_NODES)
     assert command(init) == ["bash", "/opt/cover2/kafka/init.sh"]
     assert (str(KAFKA_DEPLOY), "/opt/cover2/kafka", True) in mounts(init)
     assert str(init.get("restart", "no")) == "no" and not init.get("ports")
     env = environment(init)
-    assert env["BOOTSTRAP_SERVER"] == "kafka:9093"
+    assert env["BOOTSTRAP_SERVER"] == BOOTSTRAP
+    # It waits for every node: users and ACLs go to a whole cluster.
+    assert {node: depends_on(init).get(node) for node in KAFKA_NODES} == dict.fromkeys(
+        KAFKA_NODES, "service_healthy")
     assert env["TMPDIR"] in (init.get("tmpfs") or []), "password files go to a tmpfs"
     env.pop("TMPDIR")
     # Each client's user and password file are those kafka-init sets.
@@ -450,7 +573,7 @@ def test_kafka_init_creates_the_users_and_applies_every_acl(tmp_path: Path,
                                ("kafka-configs.sh", "kafka-acls.sh"))
     assert done.returncode == 0, done.stderr
     # As the admin (admin.properties beside the script: /opt/cover2/kafka in the container).
-    admin = ["--bootstrap-server", "kafka:9093",
+    admin = ["--bootstrap-server", BOOTSTRAP,
              "--command-config", str(KAFKA_DEPLOY / "admin.properties")]
     # The SCRAM credential of each user, its password in a file only.
     configured = calls(log, "kafka-configs.sh")
@@ -522,10 +645,28 @@ def test_kafka_clients_use_sasl_ssl_with_a_password_file(name: str) -> None:
     assert env["COVER2_KAFKA_PASSWORD_FILE"] in mounted.values()
     assert env["COVER2_KAFKA_CA_FILE"] == f"{SECRETS}/ca.crt" in mounted.values()
     assert flag(service, "--broker") == BROKER
-    assert BROKER.removeprefix("kafka://") == "kafka:{}".format(
-        listeners(kafka_settings()["advertised.listeners"])["SASL_SSL"][1])
     needs = depends_on(service)
     assert needs["kafka-init"] == "service_completed_successfully", "users and ACLs first"
+
+
+@pytest.mark.parametrize("name", [*sorted(KAFKA_CLIENTS), "kafka-init"])
+def test_every_kafka_client_bootstraps_from_the_three_nodes(name: str) -> None:
+    service = services()[name]
+    if name == "kafka-init":
+        servers = environment(service)["BOOTSTRAP_SERVER"].split(",")
+    else:
+        urls = (flag(service, "--broker") or "").split(",")
+        assert all(url.startswith("kafka://") for url in urls), urls
+        servers = [url.removeprefix("kafka://") for url in urls]
+    # Exactly the address each node advertises: any one that answers is enough to start.
+    advertised = []
+    for node in KAFKA_NODES:
+        host, port = listeners(kafka_settings(node)["advertised.listeners"])["SASL_SSL"]
+        advertised.append(f"{host}:{port}")
+    assert servers == advertised == BOOTSTRAP.split(",")
+    # ... and none starts before all three are healthy.
+    needs = depends_on(service)
+    assert all(needs.get(node) == "service_healthy" for node in KAFKA_NODES), needs
 
 
 @pytest.mark.parametrize("name", WORKERS)
@@ -575,9 +716,9 @@ def test_one_shot_services_are_waited_for_until_they_succeed() -> None:
 
 def test_services_wait_for_their_dependencies_to_be_healthy() -> None:
     expected = {
-        "kafka-init": {"kafka"},
-        "worker-1": {"kafka", "kafka-init"}, "worker-2": {"kafka", "kafka-init"},
-        "feed": {"kafka", "kafka-init", "worker-1"},
+        "kafka-init": {*KAFKA_NODES},
+        "worker-1": {*KAFKA_NODES, "kafka-init"}, "worker-2": {*KAFKA_NODES, "kafka-init"},
+        "feed": {*KAFKA_NODES, "kafka-init", "worker-1"},
         "prometheus": {"worker-1", "worker-2", "alertmanager"}, "grafana": {"prometheus"},
     }
     for name, service in services().items():
@@ -666,7 +807,9 @@ def test_the_feed_runs_only_in_the_demo_profile() -> None:
     others = {name for name, service in services().items() if service.get("profiles")}
     assert others == {"feed"}
     probe = feed["healthcheck"]["test"]
-    assert "('kafka', 9093)" in probe[3] and "cafile='/run/secrets/ca.crt'" in probe[3]
+    # Healthy while a node of its bootstrap list answers TLS with a certificate of the CA.
+    assert "('kafka-1', 'kafka-2', 'kafka-3')" in probe[3] and ", 9093)" in probe[3]
+    assert "cafile='/run/secrets/ca.crt'" in probe[3] and "server_hostname=node" in probe[3]
     compile(probe[3], "<healthcheck>", "exec")
 
 
@@ -690,10 +833,12 @@ def test_only_grafana_is_published_on_the_host() -> None:
 
 
 def test_no_published_port_reaches_kafka_or_an_unauthenticated_service() -> None:
-    kafka_ports = {port for _, port in listeners(kafka_settings()["listeners"]).values()}
-    assert kafka_ports == {9093, 9094}
-    for name in ("kafka", "kafka-init"):
+    for node in KAFKA_NODES:
+        kafka_ports = {port for _, port in listeners(kafka_settings(node)["listeners"]).values()}
+        assert kafka_ports == {CLIENT_PORT, CONTROLLER_PORT}
+    for name in (*KAFKA_NODES, "kafka-init"):
         assert not published(services()[name]), name
+        assert services()[name].get("network_mode") != "host", name
     # Grafana, the one published service, speaks HTTPS only and asks everyone to log in.
     grafana = environment(services()["grafana"])
     assert grafana["GF_SERVER_PROTOCOL"] == "https"

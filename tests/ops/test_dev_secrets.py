@@ -39,7 +39,10 @@ WEB_CONFIGS = {
         "prometheus": "prometheus_scrape_password",
         "healthcheck": "alertmanager_healthcheck_password"}),
 }
-FILES = ({"ca.crt", "ca.key", "kafka.keystore.pem", *PASSWORDS, *WEB_CONFIGS}
+# Each Kafka node's own key and chain, under its own name.
+KAFKA_NODES = ("kafka-1", "kafka-2", "kafka-3")
+KEYSTORES = {f"{node}.keystore.pem" for node in KAFKA_NODES}
+FILES = ({"ca.crt", "ca.key", *KEYSTORES, *PASSWORDS, *WEB_CONFIGS}
          | {f"{name}.{kind}" for name in CERTIFICATES for kind in ("crt", "key")})
 
 
@@ -124,17 +127,32 @@ def test_server_certificates_chain_to_the_ca_with_their_names(name: str,
     assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----"), "unencrypted PKCS#8"
 
 
-def test_the_kafka_keystore_is_one_pem_file_as_kafka_reads_it(dev_secrets: Path) -> None:
-    blocks = pem_blocks(dev_secrets / "kafka.keystore.pem")
+@pytest.mark.parametrize("node", KAFKA_NODES)
+def test_each_kafka_node_has_its_own_keystore_as_kafka_reads_it(node: str,
+                                                               dev_secrets: Path) -> None:
+    blocks = pem_blocks(dev_secrets / f"{node}.keystore.pem")
     # ssl.keystore.type=PEM without ssl.key.password: an unencrypted PKCS#8 key, then the chain.
     assert [label for label, _ in blocks] == ["PRIVATE KEY", "CERTIFICATE", "CERTIFICATE"]
     (_, key), (_, leaf), (_, ca) = blocks
     assert ca.strip() == (dev_secrets / "ca.crt").read_text().strip()
-    assert names_in(leaf) == ["kafka", "localhost"]
+    # The name clients and the other nodes verify, and the principal of its controller
+    # connections (User:CN=kafka-N, a super user in docker-compose.yml).
+    assert names_in(leaf) == [node, "localhost"]
+    assert openssl("x509", "-noout", "-subject", "-nameopt", "RFC2253",
+                   stdin=leaf).strip() == f"subject=CN={node}"
+    # Its client certificate on the other nodes' controller listener (mutual TLS) too.
+    purposes = openssl("x509", "-noout", "-ext", "extendedKeyUsage", stdin=leaf)
+    assert "TLS Web Server Authentication" in purposes
+    assert "TLS Web Client Authentication" in purposes
     assert public_key(key) == public_key(leaf)
-    chain = dev_secrets.parent / "kafka.crt"
+    chain = dev_secrets.parent / f"{node}.crt"
     chain.write_text(leaf + "\n")
     assert "OK" in openssl("verify", "-CAfile", str(dev_secrets / "ca.crt"), str(chain))
+
+
+def test_every_kafka_node_has_a_key_of_its_own(dev_secrets: Path) -> None:
+    keys = {pem_blocks(dev_secrets / name)[0][1] for name in KEYSTORES}
+    assert len(keys) == len(KAFKA_NODES)
 
 
 def test_the_ca_is_a_ca(dev_secrets: Path) -> None:
@@ -238,8 +256,19 @@ def test_it_keeps_what_exists_and_rewrites_only_what_depends_on_a_new_file(
     run_dev_secrets(directory)
     renewed = digests(directory)
     assert {name for name in renewed if renewed[name] != after[name]} == {
-        "ca.crt", "ca.key", "kafka.keystore.pem",
+        "ca.crt", "ca.key", *KEYSTORES,
         *(f"{name}.{kind}" for name in CERTIFICATES for kind in ("crt", "key"))}
+
+
+def test_a_lost_kafka_keystore_is_written_again_alone(tmp_path: Path, dev_secrets: Path) -> None:
+    directory = tmp_path / "secrets"
+    shutil.copytree(dev_secrets, directory)
+    before = digests(directory)
+    (directory / "kafka-2.keystore.pem").unlink()
+    out = run_dev_secrets(directory)
+    after = digests(directory)
+    assert {name for name in after if after[name] != before[name]} == {"kafka-2.keystore.pem"}
+    assert set(re.findall(r"wrote \S+/(\S+)", out)) == {"kafka-2.keystore.pem"}
 
 
 def test_force_writes_everything_again(tmp_path: Path, dev_secrets: Path) -> None:

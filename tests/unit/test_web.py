@@ -51,6 +51,8 @@ def test_a_group_gets_its_members_and_figures_and_an_unknown_one_a_404() -> None
     published, (status, document) = results()
     assert status == 200
     assert document["members"] == ["A1", "A2"] and document["members_here"] == ["A1", "A2"]
+    assert document["worst_scenario"] == "S1"  # A: 45 in S1, 0 in S2
+    assert document["margin_level"] == "call"  # 30 over IM 40 is past 20% of it
     assert abs(document["exposure"]["S1"] - (30.0 + 15.0)) < MONEY_ATOL
     status, document = web.group(published, never, "NOPE", "USD")
     assert status == 404 and document["groups"] == ["A", "B"]
@@ -74,3 +76,10 @@ def test_ready_only_while_assigned_settled_computed_and_fetching() -> None:
                                                "reason": not_ready.reason,
                                                "fetch_age_s": not_ready.fetch_age_s}
     assert web.readyz(readiness(True, False, True, 0.5, 10.0), "w1")[0] == 200
+
+
+def test_the_index_and_the_list_of_groups() -> None:
+    published, _ = results()
+    assert web.groups(published) == (200, {"groups": ["A", "B"]})
+    assert web.groups(None) == (200, {"groups": []})
+    assert web.index({"/cover2": "results"}) == (200, {"endpoints": {"/cover2": "results"}})
