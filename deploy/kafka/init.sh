@@ -24,20 +24,9 @@ users=${SCRAM_USERS:?SCRAM_USERS lists the service users as user:password-file}
 work=$(mktemp -d)  # in $TMPDIR: a tmpfs in docker-compose.yml
 trap 'rm -rf "$work"' EXIT
 
-fail() {
-    echo "kafka-init: $*" >&2
-    exit 1
-}
-
-# The same rule as start.sh: safe in a properties file and in the client's JAAS, unquoted.
-read_password() {
-    [[ -s $1 ]] || fail "$1 is missing or empty: run deploy/dev-secrets.sh"
-    local password
-    password=$(<"$1")
-    [[ $password =~ ^[A-Za-z0-9._~+/=-]{16,}$ ]] ||
-        fail "$1: use at least 16 of A-Z a-z 0-9 . _ ~ + / = - (no space, quote, comma or bracket)"
-    printf '%s' "$password"
-}
+me="kafka-init"
+# shellcheck source=deploy/kafka/common.sh
+source "$here/common.sh"
 
 admin() {
     "$bin/$1" --bootstrap-server "$bootstrap" --command-config "$admin_config" "${@:2}"

@@ -43,20 +43,9 @@ password_file=$secrets/kafka_admin_password
 : "${CLUSTER_ID:?CLUSTER_ID is the cluster id to format the storage with}"
 : "${KAFKA_NODE_ID:?KAFKA_NODE_ID is the id of this node in the cluster and the controller quorum}"
 
-fail() {
-    echo "kafka start: $*" >&2
-    exit 1
-}
-
-# A password that can go in a SCRAM argument, a JAAS option and a properties file unquoted.
-read_password() {
-    [[ -s $1 ]] || fail "$1 is missing or empty: run deploy/dev-secrets.sh"
-    local password
-    password=$(<"$1")
-    [[ $password =~ ^[A-Za-z0-9._~+/=-]{16,}$ ]] ||
-        fail "$1: use at least 16 of A-Z a-z 0-9 . _ ~ + / = - (no space, quote, comma or bracket)"
-    printf '%s' "$password"
-}
+me="kafka start"
+# shellcheck source=deploy/kafka/common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
 # The image's variables that are not server properties (kafka.docker.KafkaDockerWrapper).
 EXCLUDED=" KAFKA_VERSION KAFKA_HEAP_OPTS KAFKA_LOG4J_OPTS KAFKA_OPTS KAFKA_JMX_OPTS \
