@@ -21,6 +21,7 @@ from risk.cover import (
     same_scenario_cover,
     worst_per_group_cover,
 )
+from risk.desk import default_fund_by_group
 from risk.holdings import Holdings
 from risk.ids import Ids, grown
 from risk.liquidity import provided_by_group, qualifying_by_type
@@ -352,7 +353,10 @@ class Ccp:
             prefunded=default_fund + self.resources.skin_in_the_game
             + self.resources.other_prefunded,
             worst_group_mode=worst_mode, worst_group_top=worst_top,
-            default_fund_minimum=minimum, default_fund_minimum_scenario=minimum_scenario)
+            default_fund_minimum=minimum, default_fund_minimum_scenario=minimum_scenario,
+            skin_in_the_game=self.resources.skin_in_the_game,
+            other_prefunded=self.resources.other_prefunded,
+            default_fund_by_group=default_fund_by_group(self.reference.values()))
         liquidity = LiquidityResult(
             cover=same_scenario_cover(drain, groups, scenarios),
             qualifying_by_type=qualifying_by_type(self.resources))

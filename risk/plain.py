@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
 from risk.calls import CallPolicy, MarginLevel
 from risk.cover import NO_COVER, Cover, GroupAmount
-from risk.model import Instrument, Member, Resources, Scenario
+from risk.desk import (
+    Concentration,
+    DefaultsToExhaustion,
+    Layer,
+    UnknownGroupError,
+    WhatIf,
+)
+from risk.model import FloatArray, Instrument, Member, Resources, Scenario
 from risk.results import CreditResult, LiquidityResult, Results
 
 
@@ -192,7 +200,10 @@ def plain_results(plain: PlainCcp, policy: CallPolicy | None = None) -> Results:
         cover=_cover(credit_exposure, groups, scenarios), default_fund=default_fund,
         prefunded=default_fund + plain.resources.skin_in_the_game + plain.resources.other_prefunded,
         worst_group_mode=sum(a for a, _ in worst_top), worst_group_top=worst_top_amounts,
-        default_fund_minimum=minimum[0], default_fund_minimum_scenario=minimum[1])
+        default_fund_minimum=minimum[0], default_fund_minimum_scenario=minimum[1],
+        skin_in_the_game=plain.resources.skin_in_the_game,
+        other_prefunded=plain.resources.other_prefunded,
+        default_fund_by_group=plain_default_fund_by_group(plain))
     liquidity = LiquidityResult(_cover(drain, groups, scenarios), dict(qualifying))
     members_by_group = {g: tuple(m for m in members if plain.group_of(m) == g) for g in groups}
     def matrix(values: dict[tuple[str, str], float]) -> np.ndarray:
@@ -207,6 +218,14 @@ def plain_results(plain: PlainCcp, policy: CallPolicy | None = None) -> Results:
         scenarios=tuple(scenarios), exposure_by_group_scenario=matrix(credit_exposure),
         drain_by_group_scenario=matrix(drain), members_by_group=members_by_group,
         margin_level_by_group=np.array([margin_level[g] for g in groups], dtype=np.intp))
+
+
+def plain_default_fund_by_group(plain: PlainCcp) -> dict[str, float]:
+    """Each group's default fund contributions, member by member."""
+    out: dict[str, float] = {}
+    for member in plain.members.values():
+        out[member.group_id] = out.get(member.group_id, 0.0) + member.default_fund
+    return out
 
 
 def plain_level(policy: CallPolicy, exposure: float, initial_margin: float) -> MarginLevel:
@@ -246,3 +265,127 @@ class PlainCallDesk:
             return None
         self.last[member] = (level, exposure, now)
         return level
+
+
+# -- the stress-testing desk's figures (risk/desk.py), from their definitions ------------
+
+
+def plain_concentration(by_group_scenario: FloatArray, scenarios: Sequence[str],
+                        binding_scenario: str | None, cover2: float) -> Concentration:
+    """``T = sum_g E[g,s*]``, ``cover2 / T`` and ``sum_g (E[g,s*] / T)^2``, by loops."""
+    if binding_scenario is None:
+        return Concentration(0.0, None, None)
+    matrix = by_group_scenario.tolist()
+    column = [row[list(scenarios).index(binding_scenario)] for row in matrix]
+    total = 0.0
+    for amount in column:
+        total += amount
+    if total == 0.0:
+        return Concentration(total, None, None)
+    hhi = 0.0
+    for amount in column:
+        hhi += (amount / total) ** 2
+    return Concentration(total, cover2 / total, hhi)
+
+
+def plain_defaults_to_exhaustion(by_group_scenario: FloatArray, groups: Sequence[str],
+                                 scenarios: Sequence[str],
+                                 prefunded: float) -> DefaultsToExhaustion | None:
+    """Per scenario, try n = 1, 2, ... largest groups until their sum is more than ``prefunded``;
+    the fewest n, then the larger sum, then the scenario id sorting first."""
+    matrix = by_group_scenario.tolist()
+    best: tuple[int, float, str, tuple[str, ...]] | None = None
+    for j, s in enumerate(scenarios):
+        ranked = sorted(((matrix[g][j], groups[g]) for g in range(len(groups))),
+                        key=lambda item: (-item[0], item[1]))
+        for n in range(1, len(ranked) + 1):
+            loss = sum(amount for amount, _ in ranked[:n])
+            if loss > prefunded:
+                candidate = (n, -loss, s, tuple(g for _, g in ranked[:n]))
+                if best is None or candidate[:3] < best[:3]:
+                    best = candidate
+                break
+    if best is None:
+        return None
+    return DefaultsToExhaustion(best[0], best[2], -best[1], best[3])
+
+
+def plain_waterfall(loss_over_margin: float, defaulters_default_fund: float,
+                    skin_in_the_game: float, survivors_default_fund: float,
+                    other_prefunded: float) -> tuple[Layer, ...]:
+    """Each layer in turn takes ``min(what is left, its size)``; ``uncovered`` the rest."""
+    left = loss_over_margin
+    layers = []
+    for name, size in [("defaulters_default_fund", defaulters_default_fund),
+                       ("skin_in_the_game", skin_in_the_game),
+                       ("survivors_default_fund", survivors_default_fund),
+                       ("other_prefunded", other_prefunded)]:
+        used = min(left, size)
+        layers.append(Layer(name, size, used))
+        left = left - used
+    layers.append(Layer("uncovered", None, left))
+    return tuple(layers)
+
+
+def _plain_defaulters_waterfall(groups: Sequence[str], loss: float,
+                                default_fund_by_group: Mapping[str, float],
+                                skin_in_the_game: float, other_prefunded: float,
+                                total_default_fund: float) -> tuple[Layer, ...]:
+    defaulters = 0.0
+    for g in groups:
+        defaulters += default_fund_by_group.get(g, 0.0)
+    survivors = max(0.0, total_default_fund - defaulters)
+    return plain_waterfall(loss, defaulters, skin_in_the_game, survivors, other_prefunded)
+
+
+def plain_cover2_waterfall(results: Results, default_fund_by_group: Mapping[str, float],
+                           skin_in_the_game: float, other_prefunded: float,
+                           total_default_fund: float) -> tuple[Layer, ...]:
+    """The waterfall of the two groups of ``results.credit.cover.top`` in its scenario."""
+    top = [t.group for t in results.credit.cover.top]
+    scenario = results.credit.cover.scenario
+    loss = 0.0
+    matrix = results.exposure_by_group_scenario.tolist()
+    for i, g in enumerate(results.groups):
+        for j, s in enumerate(results.scenarios):
+            if g in top and s == scenario:
+                loss += matrix[i][j]
+    return _plain_defaulters_waterfall(top, loss, default_fund_by_group, skin_in_the_game,
+                                       other_prefunded, total_default_fund)
+
+
+def plain_what_if(results: Results, groups: Iterable[str],
+                  default_fund_by_group: Mapping[str, float], skin_in_the_game: float,
+                  other_prefunded: float, total_default_fund: float) -> WhatIf:
+    """The scenario with the largest ``sum_{g in G} E[g,s]`` and its waterfall; the scenario
+    with the largest ``sum_{g in G} D[g,s]``, that drain and ``Q - drain``."""
+    defaulters = sorted(set(groups))
+    for g in defaulters:
+        if g not in results.groups:
+            raise UnknownGroupError(g)
+
+    def worst(by_group_scenario: FloatArray) -> tuple[str | None, float]:
+        matrix = by_group_scenario.tolist()
+        candidates = []
+        for j, s in enumerate(results.scenarios):
+            total = 0.0
+            for g in defaulters:
+                total += matrix[results.groups.index(g)][j]
+            candidates.append((-total, s))
+        if not candidates:
+            return None, 0.0
+        amount, scenario = min(candidates)
+        return scenario, -amount
+
+    credit_scenario, loss = worst(results.exposure_by_group_scenario)
+    liquidity_scenario, drain = worst(results.drain_by_group_scenario)
+    qualifying = 0.0
+    for amount in results.liquidity.qualifying_by_type.values():
+        qualifying += amount
+    return WhatIf(
+        groups=tuple(defaulters), credit_scenario=credit_scenario, loss_over_margin=loss,
+        waterfall=_plain_defaulters_waterfall(defaulters, loss, default_fund_by_group,
+                                              skin_in_the_game, other_prefunded,
+                                              total_default_fund),
+        liquidity_scenario=liquidity_scenario, drain=drain, qualifying=qualifying,
+        liquidity_headroom=qualifying - drain)

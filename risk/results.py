@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
@@ -20,6 +20,9 @@ class CreditResult:
 
     ``worst_group_mode`` and ``worst_group_top`` are the labelled conservative
     mode (each group at its own worst scenario), never the headline figure.
+    ``prefunded`` is ``default_fund + skin_in_the_game + other_prefunded``; the default
+    fund's contributions by group (``default_fund_by_group``) say who pays first when
+    groups default (:mod:`risk.desk`).
     """
 
     cover: Cover
@@ -29,6 +32,9 @@ class CreditResult:
     worst_group_top: tuple[GroupAmount, ...]
     default_fund_minimum: float
     default_fund_minimum_scenario: str | None
+    skin_in_the_game: float = 0.0
+    other_prefunded: float = 0.0
+    default_fund_by_group: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def cover2(self) -> float:

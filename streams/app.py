@@ -106,7 +106,7 @@ def create_app(settings: Settings, store: CheckpointStore,
     registry.register(ResultsCollector(settings.currency, lambda: monitor.results,
                                        lambda: monitor.tally,
                                        lambda: time.time() - monitor.refreshed_at,
-                                       lambda: ready().ready))
+                                       lambda: ready().ready, monitor.desk))
 
     def respond(request: Any, response: web.Response) -> Any:
         status, body = response
@@ -129,6 +129,7 @@ def create_app(settings: Settings, store: CheckpointStore,
     endpoints = {
         "/cover2": "the Cover-2 results: credit and liquidity, with how fresh they are",
         "/groups": "the member groups", "/groups/{group}": "one group by scenario, its members",
+        "/what-if?default=G1&default=G2": "what the named groups' default would use now",
         "/metrics": "Prometheus metrics", "/healthz": "liveness", "/readyz": "readiness"}
 
     @app.page("/")
@@ -155,7 +156,12 @@ def create_app(settings: Settings, store: CheckpointStore,
     @app.page("/cover2")
     async def cover2(view: Any, request: Any) -> Any:
         return respond(view, web.cover2(monitor.results, settings.currency, monitor.counts(),
-                                        monitor.handover.sources, ready()))
+                                        monitor.handover.sources, ready(), monitor.desk))
+
+    @app.page("/what-if")
+    async def what_if(view: Any, request: Any) -> Any:
+        return respond(view, web.what_if(monitor.results, request.query.getall("default", []),
+                                         settings.currency))
 
     @app.page("/groups/{group}")
     async def group(view: Any, request: Any, group: str) -> Any:
@@ -172,7 +178,7 @@ def create_app(settings: Settings, store: CheckpointStore,
         if results is not None:
             await outputs.publish_cover2(results.sequence, lambda: encode(cover2_document(
                 results, settings.currency, monitor.counts(), monitor.handover.sources,
-                ready())))
+                ready(), monitor.desk())))
 
     app.timer(settings.recompute_interval)(recompute)
     app.timer(settings.publish_interval)(publish_cover2)

@@ -9,6 +9,7 @@ from typing import Any
 from risk.calls import MarginCall, MarginLevel
 from risk.ccp import MemberRows
 from risk.cover import Cover, first_max
+from risk.desk import Concentration, DefaultsToExhaustion, Layer, StressDesk, WhatIf
 from risk.results import Results
 from streams.readiness import Readiness
 
@@ -32,14 +33,47 @@ def _cover(cover: Cover, amount_name: str) -> dict[str, Any]:
             "cover1_group": cover.cover1_group}
 
 
+def concentration_document(concentration: Concentration) -> dict[str, Any]:
+    """Concentration in the binding scenario: ``total``, ``top2_share``, ``hhi``."""
+    return {"total": concentration.total, "top2_share": concentration.top2_share,
+            "hhi": concentration.hhi}
+
+
+def waterfall_document(layers: tuple[Layer, ...]) -> list[dict[str, Any]]:
+    """The layers of a default waterfall in the order they absorb the loss."""
+    return [{"layer": layer.layer, "size": layer.size, "used": layer.used} for layer in layers]
+
+
+def defaults_document(defaults: DefaultsToExhaustion | None) -> dict[str, Any] | None:
+    """The fewest largest groups whose default exhausts the prefunded resources."""
+    if defaults is None:
+        return None
+    return {"groups": defaults.groups, "scenario": defaults.scenario,
+            "loss_over_margin": defaults.loss, "defaulters": list(defaults.defaulters)}
+
+
+def what_if_document(what_if: WhatIf, currency: str) -> dict[str, Any]:
+    """The document of ``GET /what-if``."""
+    return {"groups": list(what_if.groups), "currency": currency,
+            "credit": {"scenario": what_if.credit_scenario,
+                       "loss_over_margin": what_if.loss_over_margin,
+                       "uncovered": what_if.uncovered,
+                       "waterfall": waterfall_document(what_if.waterfall)},
+            "liquidity": {"scenario": what_if.liquidity_scenario, "drain": what_if.drain,
+                          "qualifying": what_if.qualifying,
+                          "headroom": what_if.liquidity_headroom}}
+
+
 def cover2_document(results: Results, currency: str, counts: dict[str, int],
-                    partitions: dict[str, list[int]], readiness: Readiness) -> dict[str, Any]:
+                    partitions: dict[str, list[int]], readiness: Readiness,
+                    desk: StressDesk) -> dict[str, Any]:
     """The document of ``GET /cover2`` and of the ``ccp.cover2`` topic.
 
     ``counts`` are this worker's; ``partitions`` says where each input partition's
     members were counted from: this worker (local), another's view (remote), or
     nowhere yet (missing, and then the figures are not complete). ``readiness`` says
     whether they are current: ``ready``, and the age of the newest fetch (``fetch_age_s``).
+    ``desk`` adds concentration, reverse stress and the cover-2 pair's waterfall.
     """
     credit, liquidity = results.credit, results.liquidity
     return {
@@ -61,12 +95,17 @@ def cover2_document(results: Results, currency: str, counts: dict[str, int],
             "default_fund_minimum": {"amount": credit.default_fund_minimum,
                                      "scenario": credit.default_fund_minimum_scenario,
                                      "rule": "EMIR Art. 42(3)"},
+            "concentration": concentration_document(desk.credit_concentration),
+            "reverse_stress": {
+                "defaults_to_exhaustion": defaults_document(desk.defaults_to_exhaustion)},
+            "waterfall": waterfall_document(desk.waterfall),
         },
         "liquidity": {
             **_cover(liquidity.cover, "drain"),
             "qualifying": liquidity.qualifying, "headroom": liquidity.headroom,
             "coverage_ratio": _finite(liquidity.coverage_ratio),
             "qualifying_by_type": dict(liquidity.qualifying_by_type),
+            "concentration": concentration_document(desk.liquidity_concentration),
         },
         "counts": counts,
         "complete": not partitions.get("missing"),

@@ -18,6 +18,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from risk.calls import ISSUED_LEVELS
+from risk.desk import StressDesk
 from risk.results import Results
 from streams.tally import LATENCY_BUCKETS, Tally
 
@@ -47,6 +48,11 @@ GROUP_MARGIN_CALLS = "ccp_group_margin_calls"  # exposed as ccp_group_margin_cal
 GROUP_MARGIN_LEVEL = "ccp_group_margin_level"
 RESULTS_AGE = "ccp_snapshot_age_seconds"  # seconds since the results were refreshed
 READY = "ccp_ready"
+CREDIT_CONCENTRATION_TOP2_SHARE = "ccp_credit_concentration_top2_share"
+CREDIT_CONCENTRATION_HHI = "ccp_credit_concentration_hhi"
+LIQUIDITY_CONCENTRATION_TOP2_SHARE = "ccp_liquidity_concentration_top2_share"
+CREDIT_DEFAULTS_TO_EXHAUSTION = "ccp_credit_defaults_to_exhaustion"
+CREDIT_WATERFALL_USED = "ccp_credit_waterfall_used"
 
 # The levels margin calls are issued at: warning, call.
 CALL_LEVELS = tuple(level.label for level in ISSUED_LEVELS)
@@ -57,12 +63,13 @@ class ResultsCollector(Collector):
 
     def __init__(self, currency: str, results: Callable[[], Results | None],
                  tally: Callable[[], Tally], results_age: Callable[[], float],
-                 ready: Callable[[], bool]) -> None:
+                 ready: Callable[[], bool], desk: Callable[[], StressDesk]) -> None:
         self.currency = currency
         self.results = results
         self.tally = tally
         self.results_age = results_age
         self.ready = ready
+        self.desk = desk
 
     def _gauge(self, name: str, text: str, value: float) -> GaugeMetricFamily:
         return GaugeMetricFamily(name, f"{text}, in {self.currency}", value=value)
@@ -116,8 +123,33 @@ class ResultsCollector(Collector):
         yield self._by_group(GROUP_MARGIN_LEVEL, "Highest margin-call level any member of the "
                              "group is over now: 0 none, 1 warning, 2 call", results.groups,
                              results.margin_level_by_group, money=False)
+        yield from self._desk(self.desk())
         yield GaugeMetricFamily(RESULTS_AGE, "Seconds since the results were last refreshed",
                                 value=self.results_age())
+
+    def _desk(self, desk: StressDesk) -> Iterator[Metric]:
+        """Concentration, defaults to exhaustion and the waterfall; a figure that is
+        undefined (nothing exposed, never exhausted) is absent, not zero."""
+        credit, liquidity = desk.credit_concentration, desk.liquidity_concentration
+        for name, text, value in (
+                (CREDIT_CONCENTRATION_TOP2_SHARE, "Share of the two largest groups in the total "
+                 "credit exposure of the cover-2 scenario", credit.top2_share),
+                (CREDIT_CONCENTRATION_HHI, "Herfindahl-Hirschman index of the groups' credit "
+                 "exposures in the cover-2 scenario", credit.hhi),
+                (LIQUIDITY_CONCENTRATION_TOP2_SHARE, "Share of the two largest groups in the "
+                 "total liquidity drain of its cover-2 scenario", liquidity.top2_share)):
+            if value is not None:
+                yield GaugeMetricFamily(name, text, value=value)
+        if desk.defaults_to_exhaustion is not None:
+            yield GaugeMetricFamily(
+                CREDIT_DEFAULTS_TO_EXHAUSTION, "The fewest largest groups whose default "
+                "exhausts the prefunded resources", value=desk.defaults_to_exhaustion.groups)
+        used = GaugeMetricFamily(CREDIT_WATERFALL_USED, "What the default of the cover-2 pair "
+                                 f"uses of each layer of resources, in {self.currency}",
+                                 labels=["layer"])
+        for layer in desk.waterfall:
+            used.add_metric([layer.layer], layer.used)
+        yield used
 
     def _scenario(self, name: str, text: str, scenario: str | None) -> GaugeMetricFamily:
         family = GaugeMetricFamily(name, f"{text} (1 on its label)", labels=["scenario"])

@@ -19,6 +19,7 @@ import numpy as np
 
 from risk.calls import CallPolicy, MarginCall
 from risk.ccp import Ccp, MemberRows
+from risk.desk import StressDesk, stress_desk
 from risk.merge import PartitionView
 from risk.model import Collateral, Prices, Trades
 from risk.results import Results
@@ -99,6 +100,7 @@ class Monitor:
         if self._homes is not None:
             self.handover.partitions = self._homes.home_of.partitions
         self._pending_ts: list[np.ndarray] = []
+        self._desk: tuple[int, StressDesk] | None = None
         self._dirty = True
 
     @property
@@ -106,6 +108,13 @@ class Monitor:
         """Whether anything was applied since the last refresh, or a partition is
         being rebuilt (a refresh is when it is taken over)."""
         return self._dirty or bool(self.state.ccp.holdings.rebuilding)
+
+    def desk(self) -> StressDesk:
+        """The stress-testing desk's figures of the latest results, worked out once each."""
+        assert self.results is not None, "no results yet"
+        if self._desk is None or self._desk[0] != self.results.sequence:
+            self._desk = (self.results.sequence, stress_desk(self.results))
+        return self._desk[1]
 
     @property
     def tally(self) -> Tally:

@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from risk.ccp import MemberRows
+from risk.desk import StressDesk, UnknownGroupError, what_if_now
 from risk.results import Results
-from streams.documents import cover2_document, group_document
+from streams.documents import cover2_document, group_document, what_if_document
 from streams.readiness import Readiness
 
 Response = tuple[int, dict[str, Any]]
@@ -43,12 +44,26 @@ def readyz(readiness: Readiness, worker: str) -> Response:
 
 
 def cover2(results: Results | None, currency: str, counts: dict[str, int],
-           partitions: dict[str, list[int]], readiness: Readiness) -> Response:
+           partitions: dict[str, list[int]], readiness: Readiness,
+           desk: Callable[[], StressDesk]) -> Response:
     """``GET /cover2``: the latest results with how fresh they are, or 503 before there
     are any."""
     if results is None:
         return 503, {"error": "no results yet: the worker is starting"}
-    return 200, cover2_document(results, currency, counts, partitions, readiness)
+    return 200, cover2_document(results, currency, counts, partitions, readiness, desk())
+
+
+def what_if(results: Results | None, groups: Sequence[str], currency: str) -> Response:
+    """``GET /what-if?default=G1&default=G2``: the named groups default now, on the live
+    state, which nothing changes; 400 for an unknown group or none named."""
+    if results is None:
+        return 503, {"error": "no results yet: the worker is starting"}
+    if not groups:
+        return 400, {"error": "name the defaulting groups: /what-if?default=G1&default=G2"}
+    try:
+        return 200, what_if_document(what_if_now(results, groups), currency)
+    except UnknownGroupError as error:
+        return 400, {"error": f"no group {error.group!r}", "groups": list(results.groups)}
 
 
 def index(endpoints: dict[str, str]) -> Response:

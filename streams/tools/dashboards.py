@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from risk.calls import MarginLevel
+from risk.desk import LAYERS as WATERFALL_LAYERS
 from streams import metrics as m
 from streams.tally import REJECTED
 
@@ -102,12 +103,15 @@ def _panel(panel_type: str, title: str, description: str, unit: str, targets: Se
 
 def timeseries(title: str, description: str, unit: str, targets: Sequence[Json],
                size: tuple[int, int], *, thresholds: list[Json] | None = None,
-               threshold_style: str = "off", stepped: bool = False,
+               threshold_style: str = "off", stepped: bool = False, stacked: bool = False,
                mappings: list[Json] | None = None, overrides: Sequence[Json] = ()) -> Json:
-    """A time series panel; ``threshold_style`` ``line+area`` draws the thresholds."""
-    custom = {"drawStyle": "line", "fillOpacity": 10, "lineInterpolation":
+    """A time series panel; ``threshold_style`` ``line+area`` draws the thresholds;
+    ``stacked`` piles the series up, filled."""
+    custom = {"drawStyle": "line", "fillOpacity": 70 if stacked else 10, "lineInterpolation":
               "stepAfter" if stepped else "linear", "lineWidth": 2, "showPoints": "never",
               "spanNulls": False, "thresholdsStyle": {"mode": threshold_style}}
+    if stacked:
+        custom["stacking"] = {"group": "A", "mode": "normal"}
     options = {"legend": {"calcs": ["lastNotNull", "min", "max"], "displayMode": "table",
                           "placement": "bottom", "showLegend": True},
                "tooltip": {"mode": "multi", "sort": "desc"}}
@@ -354,6 +358,22 @@ def overview(currency: str) -> Json:
               target(f"max({series(m.CREDIT_WORST_GROUP_MODE)})", "worst-group mode"),
               target(f"max({series(m.CREDIT_DEFAULT_FUND_MINIMUM)})",
                      "EMIR minimum default fund")], (12, 8))],
+        [timeseries("Default waterfall of the cover-2 pair", (
+            f"Who pays if the two groups of cover-2 default now, layer by layer, in "
+            f"{currency}: first their own default fund contributions, then the CCP's skin in "
+            f"the game, the surviving members' contributions and other prefunded resources; "
+            f"red is what no prefunded resource covers (assessments, recovery tools). "
+            f"{highest}"), money,
+            [target(f'max by (layer) ({series(m.CREDIT_WATERFALL_USED, layer=layer)})', layer)
+             for layer in WATERFALL_LAYERS], (16, 8), stacked=True,
+            overrides=[column("uncovered", ("color", {"fixedColor": "red", "mode": "fixed"}))]),
+         stat("Concentration and defaults to exhaustion", (
+             "The share of the two largest groups in all exposure of the cover-2 scenario "
+             "(near 100%: two groups are nearly all of the risk), and the fewest largest "
+             f"groups whose default exhausts the prefunded resources. {highest}"), "none",
+             [target(f"max({series(m.CREDIT_CONCENTRATION_TOP2_SHARE)})", "top-2 share"),
+              target(f"min({series(m.CREDIT_DEFAULTS_TO_EXHAUSTION)})",
+                     "defaults to exhaustion")], (8, 8), text_mode="value_and_name")],
     ])
 
 

@@ -53,6 +53,27 @@ async def test_credit_with_affiliates(spawn: Spawn, feed: Feed) -> None:
     assert 'ccp_credit_top_exposure{group="B",rank="1"} 90.0' in metrics
     assert 'ccp_credit_top_exposure{group="C",rank="2"} 70.0' in metrics
 
+    # The stress-testing desk on the same example: concentration in S2, defaults to
+    # exhaustion, the waterfall of B and C, and the same from /what-if and /metrics.
+    desk = worker.get("/cover2")[1]["credit"]
+    assert desk["concentration"]["total"] == pytest.approx(200, abs=MONEY_ATOL)
+    assert desk["concentration"]["top2_share"] == pytest.approx(0.8, abs=MONEY_ATOL)
+    assert desk["concentration"]["hhi"] == pytest.approx(0.365, abs=MONEY_ATOL)
+    exhaustion = desk["reverse_stress"]["defaults_to_exhaustion"]
+    assert (exhaustion["groups"], exhaustion["scenario"]) == (2, "S2")
+    layers = {layer["layer"]: layer["used"] for layer in desk["waterfall"]}
+    assert layers == pytest.approx({"defaulters_default_fund": 75, "skin_in_the_game": 15,
+                                    "survivors_default_fund": 65, "other_prefunded": 0,
+                                    "uncovered": 5}, abs=MONEY_ATOL)
+    status, what_if = worker.get("/what-if?default=B&default=C")
+    assert status == 200 and what_if["credit"]["scenario"] == "S2"
+    assert {layer["layer"]: layer["used"] for layer in what_if["credit"]["waterfall"]} == \
+        pytest.approx(layers, abs=MONEY_ATOL)
+    assert worker.get("/what-if?default=Z")[0] == 400
+    assert "ccp_credit_concentration_top2_share 0.8" in metrics
+    assert "ccp_credit_defaults_to_exhaustion 2.0" in metrics
+    assert 'ccp_credit_waterfall_used{layer="uncovered"} 5.0' in metrics
+
     status, group = worker.get("/groups/A")
     assert status == 200
     assert group["members"] == ["A1", "A2"]

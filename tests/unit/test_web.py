@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from risk.ccp import MemberRows
+from risk.desk import StressDesk, stress_desk
 from risk.results import Results
 from streams import web
 from streams.readiness import Readiness, readiness
@@ -31,13 +32,14 @@ def test_health_is_503_until_the_worker_is_healthy() -> None:
 
 
 def test_cover2_is_503_before_there_are_results() -> None:
-    status, document = web.cover2(None, "USD", COUNTS, LOCAL, READY)
+    status, document = web.cover2(None, "USD", COUNTS, LOCAL, READY, never_desk)
     assert status == 503 and "starting" in document["error"]
 
 
 def test_cover2_serves_the_results() -> None:
     published, _ = results()
-    status, document = web.cover2(published, "EUR", COUNTS, LOCAL, READY)
+    status, document = web.cover2(published, "EUR", COUNTS, LOCAL, READY,
+                                  lambda: stress_desk(published))
     assert status == 200
     assert document["currency"] == "EUR" and document["as_of"] == 1.0
     # S1: A 30 + 15 and B 40, 85; S2: B 90 and A 0, 90.
@@ -83,3 +85,19 @@ def test_the_index_and_the_list_of_groups() -> None:
     assert web.groups(published) == (200, {"groups": ["A", "B"]})
     assert web.groups(None) == (200, {"groups": []})
     assert web.index({"/cover2": "results"}) == (200, {"endpoints": {"/cover2": "results"}})
+
+
+def never_desk() -> StressDesk:
+    raise AssertionError("no desk without results")
+
+
+def test_what_if_names_the_groups_and_refuses_unknown_ones() -> None:
+    published, _ = results()
+    status, document = web.what_if(published, ["B"], "USD")
+    assert status == 200 and document["groups"] == ["B"]
+    assert document["credit"]["scenario"] == "S2"  # B: 40 in S1, 90 in S2
+    assert abs(document["credit"]["loss_over_margin"] - 90.0) < MONEY_ATOL
+    assert [layer["layer"] for layer in document["credit"]["waterfall"]][-1] == "uncovered"
+    assert web.what_if(published, ["B", "NOPE"], "USD")[0] == 400
+    assert web.what_if(published, [], "USD")[0] == 400
+    assert web.what_if(None, ["B"], "USD")[0] == 503
