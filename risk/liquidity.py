@@ -18,17 +18,21 @@ def qualifying_by_type(resources: Resources) -> dict[str, float]:
     return totals
 
 
-def provided_by_group(resources: Resources, groups: Sequence[str],
-                      group_of: Callable[[str], str]) -> FloatArray:
-    """Qualifying resources each of ``groups`` provides, lost if it defaults: (n_groups,).
+def provided(resources: Resources, group_of: Callable[[str], str]) -> dict[str, float]:
+    """Qualifying resources each providing group would take with it if it defaulted.
 
     A non-qualifying resource is not counted in QLR, so losing it takes nothing away.
     """
-    index = {group: g for g, group in enumerate(groups)}
-    provided = np.zeros(len(groups))
+    out: dict[str, float] = {}
     for resource in resources.liquid_resources:
         if resource.provider is not None and resource.type.qualifying:
-            g = index.get(group_of(resource.provider))
-            if g is not None:
-                provided[g] += resource.amount
-    return provided
+            group = group_of(resource.provider)
+            out[group] = out.get(group, 0.0) + resource.amount
+    return out
+
+
+def provided_by_group(resources: Resources, groups: Sequence[str],
+                      group_of: Callable[[str], str]) -> FloatArray:
+    """:func:`provided` for each of ``groups``: (n_groups,)."""
+    by_group = provided(resources, group_of)
+    return np.array([by_group.get(group, 0.0) for group in groups], dtype=np.float64)

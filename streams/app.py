@@ -106,7 +106,8 @@ def create_app(settings: Settings, store: CheckpointStore,
     registry.register(ResultsCollector(settings.currency, lambda: monitor.results,
                                        lambda: monitor.tally,
                                        lambda: time.time() - monitor.refreshed_at,
-                                       lambda: ready().ready, monitor.desk))
+                                       lambda: ready().ready, monitor.desk,
+                                       lambda: monitor.reverse))
 
     def respond(request: Any, response: web.Response) -> Any:
         status, body = response
@@ -156,7 +157,8 @@ def create_app(settings: Settings, store: CheckpointStore,
     @app.page("/cover2")
     async def cover2(view: Any, request: Any) -> Any:
         return respond(view, web.cover2(monitor.results, settings.currency, monitor.counts(),
-                                        monitor.handover.sources, ready(), monitor.desk))
+                                        monitor.handover.sources, ready(), monitor.desk,
+                                        monitor.reverse))
 
     @app.page("/what-if")
     async def what_if(view: Any, request: Any) -> Any:
@@ -178,8 +180,13 @@ def create_app(settings: Settings, store: CheckpointStore,
         if results is not None:
             await outputs.publish_cover2(results.sequence, lambda: encode(cover2_document(
                 results, settings.currency, monitor.counts(), monitor.handover.sources,
-                ready(), monitor.desk())))
+                ready(), monitor.desk(), monitor.reverse)))
 
+    @supervised("the reverse stress test")
+    async def reverse_stress() -> None:
+        await monitor.reverse_stress()
+
+    app.timer(settings.reverse_stress_interval)(reverse_stress)
     app.timer(settings.recompute_interval)(recompute)
     app.timer(settings.publish_interval)(publish_cover2)
     return app

@@ -71,6 +71,13 @@ def bench(settings: ToolSettings) -> None:
     run_bench(settings, _say)
 
 
+def stress(settings: ToolSettings) -> None:
+    """A supervisory stress test on the state as of a time."""
+    from streams.tools.stress import main as run_stress
+
+    run_stress(settings, _say)
+
+
 def dashboards(settings: ToolSettings) -> None:
     """The Grafana dashboards as JSON files, money in the reporting currency."""
     from streams.tools.dashboards import write
@@ -91,7 +98,11 @@ class Command:
 
 
 WORKER_ONLY = tuple(f.name for f in dataclasses.fields(Settings))
-FEED = ("broker", "topic_prefix", "partitions", "rate", "seconds", "seed", "scale")
+KAFKA = ("broker", "topic_prefix", "kafka_security_protocol", "kafka_sasl_mechanism",
+         "kafka_username", "kafka_password_file", "kafka_ca_file", "kafka_cert_file",
+         "kafka_key_file")
+FEED = (*KAFKA, "partitions", "replication_factor", "min_insync_replicas",
+        "input_retention_hours", "compression", "rate", "seconds", "seed", "scale")
 COMMANDS = {
     "run": Command(run, "everything on one machine: embedded broker, worker, demo feed",
                    (*(n for n in WORKER_ONLY if n not in ("broker", "state_dir")),
@@ -104,6 +115,12 @@ COMMANDS = {
     "bench": Command(bench,
                      "the performance benchmark: throughput, latency, start-up, restart, memory",
                      ("scale", "seed", "quick", "json"), defaults={"scale": "large"}),
+    "stress": Command(stress, "a supervisory stress test: the state as of a time, rebuilt "
+                      "from the input topics, with the scenarios of a file",
+                      (*KAFKA, "currency", "scenarios", "replace", "as_of", "json",
+                       "max_future_skew", "shock_min", "shock_max", "warning_fraction_of_im",
+                       "warning_amount", "call_fraction_of_im", "call_amount",
+                       "minimum_transfer", "call_cooldown")),
     "dashboards": Command(dashboards,
                           "write the Grafana dashboards (JSON), money in the reporting currency",
                           ("currency", "dashboards_dir")),

@@ -11,6 +11,7 @@ from risk.ccp import MemberRows
 from risk.cover import Cover, first_max
 from risk.desk import Concentration, DefaultsToExhaustion, Layer, StressDesk, WhatIf
 from risk.results import Results
+from risk.reverse import Multiplier, ReverseStress
 from streams.readiness import Readiness
 
 
@@ -52,6 +53,15 @@ def defaults_document(defaults: DefaultsToExhaustion | None) -> dict[str, Any] |
             "loss_over_margin": defaults.loss, "defaulters": list(defaults.defaulters)}
 
 
+def multiplier_document(multiplier: Multiplier | None, amount_name: str
+                        ) -> dict[str, Any] | None:
+    """The shock multiplier to exhaustion, its scenario and the two groups there."""
+    if multiplier is None:
+        return None
+    return {"k": multiplier.k, "scenario": multiplier.scenario,
+            "top": [{"group": t.group, amount_name: t.amount} for t in multiplier.top]}
+
+
 def what_if_document(what_if: WhatIf, currency: str) -> dict[str, Any]:
     """The document of ``GET /what-if``."""
     return {"groups": list(what_if.groups), "currency": currency,
@@ -66,14 +76,15 @@ def what_if_document(what_if: WhatIf, currency: str) -> dict[str, Any]:
 
 def cover2_document(results: Results, currency: str, counts: dict[str, int],
                     partitions: dict[str, list[int]], readiness: Readiness,
-                    desk: StressDesk) -> dict[str, Any]:
+                    desk: StressDesk, reverse: ReverseStress | None) -> dict[str, Any]:
     """The document of ``GET /cover2`` and of the ``ccp.cover2`` topic.
 
     ``counts`` are this worker's; ``partitions`` says where each input partition's
     members were counted from: this worker (local), another's view (remote), or
     nowhere yet (missing, and then the figures are not complete). ``readiness`` says
     whether they are current: ``ready``, and the age of the newest fetch (``fetch_age_s``).
-    ``desk`` adds concentration, reverse stress and the cover-2 pair's waterfall.
+    ``desk`` adds concentration, defaults to exhaustion and the cover-2 pair's waterfall;
+    ``reverse`` the shock multipliers to exhaustion (null while not worked out).
     """
     credit, liquidity = results.credit, results.liquidity
     return {
@@ -97,7 +108,9 @@ def cover2_document(results: Results, currency: str, counts: dict[str, int],
                                      "rule": "EMIR Art. 42(3)"},
             "concentration": concentration_document(desk.credit_concentration),
             "reverse_stress": {
-                "defaults_to_exhaustion": defaults_document(desk.defaults_to_exhaustion)},
+                "defaults_to_exhaustion": defaults_document(desk.defaults_to_exhaustion),
+                "multiplier": multiplier_document(
+                    reverse.credit if reverse is not None else None, "exposure")},
             "waterfall": waterfall_document(desk.waterfall),
         },
         "liquidity": {
@@ -106,6 +119,9 @@ def cover2_document(results: Results, currency: str, counts: dict[str, int],
             "coverage_ratio": _finite(liquidity.coverage_ratio),
             "qualifying_by_type": dict(liquidity.qualifying_by_type),
             "concentration": concentration_document(desk.liquidity_concentration),
+            "reverse_stress": {
+                "multiplier": multiplier_document(
+                    reverse.liquidity if reverse is not None else None, "drain")},
         },
         "counts": counts,
         "complete": not partitions.get("missing"),

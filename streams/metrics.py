@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from risk.calls import ISSUED_LEVELS
 from risk.desk import StressDesk
 from risk.results import Results
+from risk.reverse import ReverseStress
 from streams.tally import LATENCY_BUCKETS, Tally
 
 CREDIT_COVER2 = "ccp_credit_cover2"
@@ -53,6 +54,8 @@ CREDIT_CONCENTRATION_HHI = "ccp_credit_concentration_hhi"
 LIQUIDITY_CONCENTRATION_TOP2_SHARE = "ccp_liquidity_concentration_top2_share"
 CREDIT_DEFAULTS_TO_EXHAUSTION = "ccp_credit_defaults_to_exhaustion"
 CREDIT_WATERFALL_USED = "ccp_credit_waterfall_used"
+CREDIT_REVERSE_STRESS_MULTIPLIER = "ccp_credit_reverse_stress_multiplier"
+LIQUIDITY_REVERSE_STRESS_MULTIPLIER = "ccp_liquidity_reverse_stress_multiplier"
 
 # The levels margin calls are issued at: warning, call.
 CALL_LEVELS = tuple(level.label for level in ISSUED_LEVELS)
@@ -63,13 +66,15 @@ class ResultsCollector(Collector):
 
     def __init__(self, currency: str, results: Callable[[], Results | None],
                  tally: Callable[[], Tally], results_age: Callable[[], float],
-                 ready: Callable[[], bool], desk: Callable[[], StressDesk]) -> None:
+                 ready: Callable[[], bool], desk: Callable[[], StressDesk],
+                 reverse: Callable[[], ReverseStress | None]) -> None:
         self.currency = currency
         self.results = results
         self.tally = tally
         self.results_age = results_age
         self.ready = ready
         self.desk = desk
+        self.reverse = reverse
 
     def _gauge(self, name: str, text: str, value: float) -> GaugeMetricFamily:
         return GaugeMetricFamily(name, f"{text}, in {self.currency}", value=value)
@@ -124,6 +129,16 @@ class ResultsCollector(Collector):
                              "group is over now: 0 none, 1 warning, 2 call", results.groups,
                              results.margin_level_by_group, money=False)
         yield from self._desk(self.desk())
+        reverse = self.reverse()
+        for name, text, multiplier in (
+                (CREDIT_REVERSE_STRESS_MULTIPLIER, "Smallest multiple of every scenario's shocks "
+                 "at which cover-2 exceeds the prefunded resources",
+                 reverse.credit if reverse is not None else None),
+                (LIQUIDITY_REVERSE_STRESS_MULTIPLIER, "Smallest multiple of every scenario's "
+                 "shocks at which the cover-2 drain exceeds the qualifying liquid resources",
+                 reverse.liquidity if reverse is not None else None)):
+            if multiplier is not None:
+                yield GaugeMetricFamily(name, text, value=multiplier.k)
         yield GaugeMetricFamily(RESULTS_AGE, "Seconds since the results were last refreshed",
                                 value=self.results_age())
 

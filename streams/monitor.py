@@ -10,6 +10,7 @@ offsets it includes; which partitions count from where is
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 from operator import attrgetter
@@ -23,6 +24,7 @@ from risk.desk import StressDesk, stress_desk
 from risk.merge import PartitionView
 from risk.model import Collateral, Prices, Trades
 from risk.results import Results
+from risk.reverse import ReverseStress, reverse_stress
 from streams import topics as t
 from streams.codec import (
     CollateralMessage,
@@ -101,6 +103,7 @@ class Monitor:
             self.handover.partitions = self._homes.home_of.partitions
         self._pending_ts: list[np.ndarray] = []
         self._desk: tuple[int, StressDesk] | None = None
+        self.reverse: ReverseStress | None = None
         self._dirty = True
 
     @property
@@ -108,6 +111,21 @@ class Monitor:
         """Whether anything was applied since the last refresh, or a partition is
         being rebuilt (a refresh is when it is taken over)."""
         return self._dirty or bool(self.state.ccp.holdings.rebuilding)
+
+    async def reverse_stress(self) -> None:
+        """Work out the shock multipliers to exhaustion of the latest results, off the event
+        loop. They need every member's own figures (each member's exposure is
+        ``max(0, affine in k)``), so a worker works them out while it counts every
+        partition itself, and serves none while other workers hold some."""
+        results = self.results
+        if results is None or self.handover.sources.get("remote") or \
+                self.handover.sources.get("missing"):
+            self.reverse = None
+            return
+        credit, liquidity = self.state.ccp.affine_books()
+        self.reverse = await asyncio.to_thread(reverse_stress, credit, liquidity,
+                                               results.credit.prefunded,
+                                               results.liquidity.qualifying)
 
     def desk(self) -> StressDesk:
         """The stress-testing desk's figures of the latest results, worked out once each."""

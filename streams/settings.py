@@ -59,6 +59,9 @@ class Settings:
         "(only when the consumer group has several workers)")
     state_dir: str = setting("cover2-state", "where the worker keeps its state checkpoints")
     checkpoint_interval: float = setting(30.0, "seconds between state checkpoints")
+    reverse_stress_interval: float = setting(
+        5.0, "seconds between workings-out of the reverse stress test's shock multipliers to "
+        "exhaustion (off the per-event path)")
     recompute_interval: float = setting(
         600.0, "seconds between full recomputes of scenario P&L from positions (drops the "
         "rounding of incremental updates)")

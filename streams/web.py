@@ -12,6 +12,7 @@ from typing import Any
 from risk.ccp import MemberRows
 from risk.desk import StressDesk, UnknownGroupError, what_if_now
 from risk.results import Results
+from risk.reverse import ReverseStress
 from streams.documents import cover2_document, group_document, what_if_document
 from streams.readiness import Readiness
 
@@ -45,12 +46,13 @@ def readyz(readiness: Readiness, worker: str) -> Response:
 
 def cover2(results: Results | None, currency: str, counts: dict[str, int],
            partitions: dict[str, list[int]], readiness: Readiness,
-           desk: Callable[[], StressDesk]) -> Response:
+           desk: Callable[[], StressDesk], reverse: ReverseStress | None) -> Response:
     """``GET /cover2``: the latest results with how fresh they are, or 503 before there
     are any."""
     if results is None:
         return 503, {"error": "no results yet: the worker is starting"}
-    return 200, cover2_document(results, currency, counts, partitions, readiness, desk())
+    return 200, cover2_document(results, currency, counts, partitions, readiness, desk(),
+                                reverse)
 
 
 def what_if(results: Results | None, groups: Sequence[str], currency: str) -> Response:

@@ -12,3 +12,5 @@ REPORT_ATOL = 1.0
 STATED_RATIO_ATOL = 5e-4
 # Event times in seconds: a microsecond.
 TIME_ATOL = 1e-6
+# The reverse stress test's shock multiplier k*: to 1e-6 relative, as it is reported.
+MULTIPLIER_RTOL = 1e-6

@@ -26,7 +26,13 @@ class ToolSettings(Settings):
     seed: int = setting(1, "seed of the synthetic market")
     scale: str = setting("demo", "size of the synthetic market: demo, large or xl")
     quick: bool = setting(False, "cover2 bench: a small smoke run that checks it works")
-    json: str = setting("", "cover2 bench: also write the results to this file")
+    json: str = setting("", "cover2 bench, cover2 stress: also write the results as JSON to "
+                        "this file")
+    scenarios: str = setting("", "cover2 stress: a JSON list of ccp.scenarios messages to add "
+                             "(or, with --replace, to use alone)")
+    replace: bool = setting(False, "cover2 stress: use only the file's scenarios")
+    as_of: str = setting("", "cover2 stress: the time of the state, ISO 8601 or epoch seconds "
+                         "(default: now)")
     dashboards_dir: str = setting("grafana/dashboards",
                                    "cover2 dashboards: where the Grafana dashboards are written")
 

@@ -6,7 +6,7 @@ import pytest
 
 from tests.fixtures import messages_with_losses
 from tests.integration.cluster import Feed, Spawn, eventually
-from tests.tolerances import MONEY_ATOL, REPORT_ATOL
+from tests.tolerances import MONEY_ATOL, MULTIPLIER_RTOL, REPORT_ATOL
 from tests.unit.test_worked_examples import (
     AFFILIATES,
     QUARTERS,
@@ -70,6 +70,15 @@ async def test_credit_with_affiliates(spawn: Spawn, feed: Feed) -> None:
     assert {layer["layer"]: layer["used"] for layer in what_if["credit"]["waterfall"]} == \
         pytest.approx(layers, abs=MONEY_ATOL)
     assert worker.get("/what-if?default=Z")[0] == 400
+
+    def multiplier() -> dict | None:
+        return worker.get("/cover2")[1]["credit"]["reverse_stress"]["multiplier"]
+
+    k_star = await eventually(multiplier, what="the reverse stress test worked out")
+    assert k_star["k"] == pytest.approx(53 / 54, rel=MULTIPLIER_RTOL)
+    assert k_star["scenario"] == "S2"
+    assert [t["group"] for t in k_star["top"]] == ["B", "C"]
+    assert "ccp_credit_reverse_stress_multiplier 0.98148" in worker.get("/metrics")[1]
     assert "ccp_credit_concentration_top2_share 0.8" in metrics
     assert "ccp_credit_defaults_to_exhaustion 2.0" in metrics
     assert 'ccp_credit_waterfall_used{layer="uncovered"} 5.0' in metrics

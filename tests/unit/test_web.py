@@ -32,14 +32,14 @@ def test_health_is_503_until_the_worker_is_healthy() -> None:
 
 
 def test_cover2_is_503_before_there_are_results() -> None:
-    status, document = web.cover2(None, "USD", COUNTS, LOCAL, READY, never_desk)
+    status, document = web.cover2(None, "USD", COUNTS, LOCAL, READY, never_desk, None)
     assert status == 503 and "starting" in document["error"]
 
 
 def test_cover2_serves_the_results() -> None:
     published, _ = results()
     status, document = web.cover2(published, "EUR", COUNTS, LOCAL, READY,
-                                  lambda: stress_desk(published))
+                                  lambda: stress_desk(published), None)
     assert status == 200
     assert document["currency"] == "EUR" and document["as_of"] == 1.0
     # S1: A 30 + 15 and B 40, 85; S2: B 90 and A 0, 90.
@@ -47,6 +47,7 @@ def test_cover2_serves_the_results() -> None:
     assert document["credit"]["scenario"] == "S2"
     assert document["counts"] == COUNTS and document["complete"] is True
     assert document["ready"] is True and document["fetch_age_s"] == READY.fetch_age_s
+    assert document["credit"]["reverse_stress"]["multiplier"] is None  # not worked out yet
 
 
 def test_a_group_gets_its_members_and_figures_and_an_unknown_one_a_404() -> None:
