@@ -8,9 +8,15 @@ from typing import Any
 import pytest
 
 from risk.model import Instrument, LiquidityType, LiquidResource, Member, Resources, Scenario
-from risk.plain import PlainCcp, plain_results
+from risk.plain import (
+    PlainCcp,
+    plain_concentration,
+    plain_cover2_waterfall,
+    plain_defaults_to_exhaustion,
+    plain_results,
+)
 from tests.integration.cluster import Feed, Spawn, Worker, eventually
-from tests.tolerances import MONEY_ATOL, MONEY_RTOL
+from tests.tolerances import MONEY_ATOL, MONEY_RTOL, SHARE_ATOL
 
 pytestmark = pytest.mark.integration
 
@@ -111,6 +117,23 @@ def assert_matches_plain(worker: Worker, plain: PlainCcp) -> None:
     assert credit["headroom"] == pytest.approx(want.credit.headroom, abs=tolerance)
     assert liquidity["cover2"] == pytest.approx(want.liquidity.cover2, abs=tolerance)
     assert liquidity["headroom"] == pytest.approx(want.liquidity.headroom, abs=tolerance)
+    # The stress-testing desk: exact across workers too (group totals and reference data).
+    concentration = plain_concentration(want.exposure_by_group_scenario, want.scenarios,
+                                        want.credit.cover.scenario, want.credit.cover2)
+    assert credit["concentration"]["total"] == pytest.approx(concentration.total,
+                                                             abs=tolerance)
+    if concentration.top2_share is not None:
+        assert credit["concentration"]["top2_share"] == pytest.approx(
+            concentration.top2_share, abs=SHARE_ATOL)
+    defaults = plain_defaults_to_exhaustion(want.exposure_by_group_scenario, want.groups,
+                                            want.scenarios, want.credit.prefunded)
+    got_defaults = credit["reverse_stress"]["defaults_to_exhaustion"]
+    assert (got_defaults and got_defaults["groups"]) == (defaults and defaults.groups)
+    layers = plain_cover2_waterfall(want, want.credit.default_fund_by_group,
+                                    want.credit.skin_in_the_game, want.credit.other_prefunded,
+                                    want.credit.default_fund)
+    assert [layer["used"] for layer in credit["waterfall"]] == pytest.approx(
+        [layer.used for layer in layers], abs=tolerance)
     for g, group in enumerate(want.groups):
         got = worker.get(f"/groups/{group}")[1]
         for s, scenario in enumerate(want.scenarios):
