@@ -24,8 +24,8 @@ from risk.cover import (
 from risk.desk import default_fund_by_group
 from risk.holdings import Holdings
 from risk.ids import Ids, grown
-from risk.liquidity import provided, provided_by_group, qualifying_by_type
-from risk.merge import GroupTotals, Settled, merge
+from risk.liquidity import provided_by_group, qualifying_by_type
+from risk.merge import GroupTotals, MemberFigures, Settled, merge
 from risk.model import (
     BoolArray,
     Collateral,
@@ -39,7 +39,6 @@ from risk.model import (
     Trades,
 )
 from risk.results import CreditResult, LiquidityResult, Results, frozen
-from risk.reverse import AffineBook, credit_book, liquidity_book
 from risk.stress import StressPnl
 
 
@@ -338,17 +337,17 @@ class Ccp:
             self.members.names, self.group_of_member, self.scenarios, now)
         return partitions, calls
 
-    def affine_books(self) -> tuple[AffineBook, AffineBook]:
-        """Every member held, as the credit and liquidity books of the reverse stress test:
-        each member's exposure and need as ``max(0, affine in k)`` (:mod:`risk.reverse`).
-        Copies: the books do not change with the CCP."""
-        rows = np.flatnonzero(self.holdings.held[:len(self.members)])
-        n_s = self.stress.n_scenarios
-        vm, pnl = self.book.variation_margin[rows], self.stress.pnl[rows, :n_s]
-        groups = [self.group_of_member[m] for m in rows.tolist()]
-        return (credit_book(vm, pnl, self.book.initial_margin[rows], groups, self.scenarios),
-                liquidity_book(vm, pnl, self.book.cash[rows], self.settlement_obligation[rows],
-                               groups, self.scenarios, provided(self.resources, self.group_of)))
+    def figures(self, partition: int | None = None) -> MemberFigures:
+        """The own figures of the members held of ``partition`` (every one held: None), for
+        the reverse stress test. Copies: they do not change with the CCP."""
+        rows = (np.flatnonzero(self.holdings.held[:len(self.members)]) if partition is None
+                else self.holdings.of_partition(partition))
+        names = self.members.names
+        return MemberFigures(
+            tuple(names[m] for m in rows.tolist()), self.scenarios,
+            self.book.variation_margin[rows], self.book.initial_margin[rows],
+            self.book.cash[rows], self.settlement_obligation[rows],
+            self.stress.pnl[rows, :self.stress.n_scenarios])
 
     def results(self, totals: GroupTotals, now: float) -> Results:
         """Every result from the group totals and this CCP's reference data."""

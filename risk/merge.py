@@ -40,6 +40,39 @@ class Settled:
 
 
 @dataclass(frozen=True)
+class MemberFigures:
+    """One partition's members' own figures, which the reverse stress test needs: a
+    member's exposure under multiplied shocks is ``max(0, affine in k)`` of them, so
+    group totals are not enough (:mod:`risk.reverse`).
+
+    Attributes
+    ----------
+    members : (n,) member ids
+    scenarios : scenario ids; columns of ``pnl``
+    vm, initial_margin, cash, settlement_obligation : (n,)
+    pnl : (n, scenarios) scenario P&L
+    """
+
+    members: tuple[str, ...]
+    scenarios: tuple[str, ...]
+    vm: FloatArray
+    initial_margin: FloatArray
+    cash: FloatArray
+    settlement_obligation: FloatArray
+    pnl: FloatArray
+
+    def aligned(self, scenarios: Sequence[str]) -> MemberFigures | None:
+        """These rows with columns in the order of ``scenarios``; None if the sets differ."""
+        if self.scenarios == tuple(scenarios):
+            return self
+        if sorted(self.scenarios) != sorted(scenarios):
+            return None
+        column = {name: s for s, name in enumerate(self.scenarios)}
+        order = np.array([column[name] for name in scenarios], dtype=np.intp)
+        return replace(self, scenarios=tuple(scenarios), pnl=self.pnl[:, order])
+
+
+@dataclass(frozen=True)
 class PartitionView:
     """One input partition's members, summed per group.
 
@@ -55,6 +88,8 @@ class PartitionView:
     margin_level : (groups,) the highest margin-call level a member is over
     settled : what settlements added to the partition's positions' cost, for its
         next owner; None inside one process
+    figures : the members' own figures for the reverse stress test, carried every
+        ``COVER2_REVERSE_STRESS_INTERVAL`` seconds; None in the other views
     """
 
     partition: int
@@ -66,6 +101,7 @@ class PartitionView:
     need: FloatArray
     margin_level: IndexArray
     settled: Settled | None = None
+    figures: MemberFigures | None = None
 
     def includes(self, other: PartitionView) -> bool:
         """Whether this view has every input of ``other`` (is at least as far on)."""

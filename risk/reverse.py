@@ -37,12 +37,13 @@ with the largest cover-2 (which ``Results`` names).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from risk.cover import GroupAmount
+from risk.merge import MemberFigures
 from risk.model import BoolArray, FloatArray, IndexArray
 from risk.segments import segment_sums
 
@@ -412,6 +413,24 @@ def _search(ranked: _Sorted, resources: float, lo: float, hi: float, value: floa
             lo, newton_allowed = k, True
     step = hi - (value - resources) / slope if slope > 0 else hi
     return min(max(step, lo), hi)
+
+
+def books(figures: Sequence[MemberFigures], group_of: Callable[[str], str],
+          scenarios: Sequence[str], provided: Mapping[str, float]
+          ) -> tuple[AffineBook, AffineBook]:
+    """The credit and liquidity books of the members of ``figures`` (each partition's,
+    columns in the order of ``scenarios``), in the order given."""
+    def joined(name: str) -> FloatArray:
+        parts = [getattr(part, name) for part in figures]
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    groups = [group_of(m) for part in figures for m in part.members]
+    pnl = np.concatenate([part.pnl for part in figures]) if figures \
+        else np.zeros((0, len(scenarios)))
+    vm = joined("vm")
+    return (credit_book(vm, pnl, joined("initial_margin"), groups, scenarios),
+            liquidity_book(vm, pnl, joined("cash"), joined("settlement_obligation"), groups,
+                           scenarios, provided))
 
 
 @dataclass(frozen=True)

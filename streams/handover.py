@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from risk.merge import GroupTotals, PartitionView, aligned, merge, reaches
+from risk.merge import GroupTotals, MemberFigures, PartitionView, aligned, merge, reaches
 from streams import topics as t
 from streams.state import MonitorState
 
@@ -41,6 +41,9 @@ class Handover:
         self.topics = topics
         self.clock = clock
         self.remote: dict[int, PartitionView] = {}
+        # The latest own figures of each other partition's members (views carry them only
+        # now and then): what the reverse stress test needs beyond group totals.
+        self.remote_figures: dict[int, MemberFigures] = {}
         self.group_size = 1
         self.partitions = 1
         self.sources: dict[str, list[int]] = {}
@@ -63,6 +66,8 @@ class Handover:
         held = self.remote.get(view.partition)
         if held is None or view.includes(held) or not held.includes(view):
             self.remote[view.partition] = view
+            if view.figures is not None:
+                self.remote_figures[view.partition] = view.figures
             return True
         return False
 
@@ -108,9 +113,11 @@ class Handover:
         """Own views of ``partitions`` changed: publish them next time."""
         self._unpublished.update(partitions)
 
-    def views_to_publish(self, every: bool = False) -> list[PartitionView]:
+    def views_to_publish(self, every: bool = False, figures: bool = False
+                         ) -> list[PartitionView]:
         """Own views changed since last asked (or ``every`` own view), with the input
-        offsets they include and what settlements added to their positions' cost."""
+        offsets they include, what settlements added to their positions' cost, and (with
+        ``figures``) their members' own figures."""
         ccp = self.state.ccp
         ready = sorted((ccp.holdings.owned if every else self._unpublished) & self._counted)
         self._unpublished -= set(ready)
@@ -119,8 +126,25 @@ class Handover:
                    if topic == settlements}
         views = ccp.holdings.views
         return [replace(views[p], offsets=self.offsets(p),
-                        settled=replace(ccp.settled(p), through=through))
+                        settled=replace(ccp.settled(p), through=through),
+                        figures=ccp.figures(p) if figures and views[p].scenarios
+                        == ccp.scenarios else None)
                 for p in ready if p in views]
+
+    def figures(self) -> list[MemberFigures] | None:
+        """Every partition's members' own figures, in partition order: this worker's own
+        for the partitions it counts, the latest received for the others; None while one
+        is missing or has other scenarios."""
+        ccp = self.state.ccp
+        out = []
+        for p in range(self.partitions):
+            received = self.remote_figures.get(p)
+            figures = ccp.figures(p) if p in self._counted else (
+                received.aligned(ccp.scenarios) if received is not None else None)
+            if figures is None:
+                return None
+            out.append(figures)
+        return out
 
     def merged(self) -> GroupTotals:
         """Every partition's view summed per group: own views for the partitions counted

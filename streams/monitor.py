@@ -21,10 +21,11 @@ import numpy as np
 from risk.calls import CallPolicy, MarginCall
 from risk.ccp import Ccp, MemberRows
 from risk.desk import StressDesk, stress_desk
+from risk.liquidity import provided
 from risk.merge import PartitionView
 from risk.model import Collateral, Prices, Trades
 from risk.results import Results
-from risk.reverse import ReverseStress, reverse_stress
+from risk.reverse import ReverseStress, books, reverse_stress
 from streams import topics as t
 from streams.codec import (
     CollateralMessage,
@@ -115,14 +116,15 @@ class Monitor:
     async def reverse_stress(self) -> None:
         """Work out the shock multipliers to exhaustion of the latest results, off the event
         loop. They need every member's own figures (each member's exposure is
-        ``max(0, affine in k)``), so a worker works them out while it counts every
-        partition itself, and serves none while other workers hold some."""
-        results = self.results
-        if results is None or self.handover.sources.get("remote") or \
-                self.handover.sources.get("missing"):
+        ``max(0, affine in k)``): this worker's for its partitions, the latest the other
+        workers sent for theirs; none while a partition's are missing."""
+        results, figures = self.results, self.handover.figures()
+        if results is None or figures is None:
             self.reverse = None
             return
-        credit, liquidity = self.state.ccp.affine_books()
+        ccp = self.state.ccp
+        credit, liquidity = books(figures, ccp.group_of, ccp.scenarios,
+                                  provided(ccp.resources, ccp.group_of))
         self.reverse = await asyncio.to_thread(reverse_stress, credit, liquidity,
                                                results.credit.prefunded,
                                                results.liquidity.qualifying)

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import os
 import struct
+import time
 import uuid
 from typing import Any
 
@@ -24,7 +25,7 @@ import msgspec
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from risk.merge import PartitionView, Settled
+from risk.merge import MemberFigures, PartitionView, Settled
 from streams import topics as t
 from streams.failure import supervised
 from streams.kafka.clients import Connection
@@ -53,6 +54,8 @@ class Header(msgspec.Struct, frozen=True):
     settled_members: tuple[str, ...] = ()
     settled_instruments: tuple[str, ...] = ()
     settled_pairs: int = 0
+    # With the members' own figures (now and then): their ids; the arrays follow the rest.
+    figure_members: tuple[str, ...] | None = None
 
 
 def _numbered(names: tuple[str, ...]) -> tuple[tuple[str, ...], bytes]:
@@ -65,7 +68,9 @@ def _numbered(names: tuple[str, ...]) -> tuple[tuple[str, ...], bytes]:
 
 def encode_view(view: PartitionView, group_id: str, sender: str) -> bytes:
     """One message: header length, header, exposure, need, then the settled pairs:
-    member numbers, instrument numbers, amounts."""
+    member numbers, instrument numbers, amounts; then, when it carries them, the members'
+    own figures: vm, initial margin, cash, settlement obligation, and their P&L by
+    scenario (members x scenarios)."""
     settled, arrays = view.settled, [view.exposure.astype("<f8").tobytes(),
                                      view.need.astype("<f8").tobytes()]
     through, pairs = None, 0
@@ -76,9 +81,15 @@ def encode_view(view: PartitionView, group_id: str, sender: str) -> bytes:
         members, member_numbers = _numbered(settled.members)
         instruments, instrument_numbers = _numbered(settled.instruments)
         arrays += [member_numbers, instrument_numbers, settled.amount.astype("<f8").tobytes()]
+    figures = view.figures
+    if figures is not None:
+        arrays += [np.asarray(array, "<f8").tobytes() for array in (
+            figures.vm, figures.initial_margin, figures.cash, figures.settlement_obligation,
+            figures.pnl)]
     header = msgspec.json.encode(Header(
         group_id, sender, view.partition, view.offsets, view.scenarios, view.groups,
-        view.members, tuple(view.margin_level.tolist()), through, members, instruments, pairs))
+        view.members, tuple(view.margin_level.tolist()), through, members, instruments, pairs,
+        figures.members if figures is not None else None))
     return b"".join((_LENGTH.pack(len(header)), header, *arrays))
 
 
@@ -91,8 +102,10 @@ def decode_view(value: bytes) -> tuple[Header, PartitionView]:
         raise ValueError(f"not a partition view: {error}") from None
     shape = (len(header.groups), len(header.scenarios))
     start, cells, pairs = 4 + length, 2 * shape[0] * shape[1], header.settled_pairs
-    if len(value) != start + 8 * cells + 16 * pairs or len(header.members) != shape[0] \
-            or len(header.margin_level) != shape[0]:
+    n_f = len(header.figure_members or ())
+    figure_cells = n_f * (4 + len(header.scenarios))
+    if len(value) != start + 8 * cells + 16 * pairs + 8 * figure_cells \
+            or len(header.members) != shape[0] or len(header.margin_level) != shape[0]:
         raise ValueError("not a partition view: sizes do not match the header")
     exposure, need = np.frombuffer(value, "<f8", cells, start).astype(np.float64).reshape(
         (2, *shape))
@@ -110,9 +123,16 @@ def decode_view(value: bytes) -> tuple[Header, PartitionView]:
                           tuple(header.settled_instruments[i]
                                 for i in instrument_numbers.tolist()),
                           amount, header.through)
+    figures = None
+    if header.figure_members is not None:
+        at = 4 + length + 8 * cells + 16 * pairs
+        flat = np.frombuffer(value, "<f8", figure_cells, at).astype(np.float64)
+        vm, im, cash, obligation = flat[:4 * n_f].reshape(4, n_f)
+        figures = MemberFigures(header.figure_members, header.scenarios, vm, im, cash,
+                                obligation, flat[4 * n_f:].reshape(n_f, len(header.scenarios)))
     return header, PartitionView(header.partition, header.offsets, header.scenarios,
                                  header.groups, header.members, exposure, need,
-                                 np.array(header.margin_level, dtype=np.intp), settled)
+                                 np.array(header.margin_level, dtype=np.intp), settled, figures)
 
 
 class ViewExchange(mode.Service):
@@ -189,10 +209,15 @@ class ViewExchange(mode.Service):
     @supervised("publishing the partition views")
     async def _publish(self) -> None:
         assert self.producer is not None
+        figures_at = 0.0
         while not self.should_stop:
             await asyncio.sleep(self.settings.merge_interval)
             if self.monitor.handover.group_size > 1:
-                views = self.monitor.handover.views_to_publish()
+                # Now and then every view, with its members' own figures for the others'
+                # reverse stress test (they need more than group totals).
+                figures = time.monotonic() - figures_at >= self.settings.reverse_stress_interval
+                figures_at = time.monotonic() if figures else figures_at
+                views = self.monitor.handover.views_to_publish(every=figures, figures=figures)
                 for view in views:
                     await self.producer.send(self.topic, encode_view(
                         view, self.settings.group_id, self.sender),

@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from risk.plain import PlainCcp
+from risk.plain import PlainCcp, plain_results
+from risk.plain_reverse import PlainReverseBook, multiplier
 from tests.integration.cluster import Feed, Spawn, Worker, eventually
 from tests.integration.test_recovery import (
     apply_plain,
@@ -78,3 +79,44 @@ async def test_three_workers_one_killed_then_a_fourth_joins(spawn: Spawn, feed: 
     held = [set(w.get("/cover2")[1]["partitions"]["local"]) for w in [*survivors, fourth]]
     assert sorted(p for share in held for p in share) == [0, 1, 2, 3]
     assert held[2], "the new worker holds a partition"
+
+    # The reverse stress test needs every member's own figures, which the views carry now
+    # and then: every worker ends with the plain model's k*, credit and liquidity.
+    want = plain_multipliers(plain)
+    assert want[0] is not None and want[1] is not None, want  # the test means something
+    for worker in [*survivors, fourth]:
+        await eventually(lambda w=worker: multipliers(w) == want,
+                         what=f"k* on {worker.name}")
+
+
+def plain_multipliers(plain: PlainCcp) -> tuple[float | None, float | None]:
+    """k* of the plain model, credit and liquidity, to the reported precision."""
+    results = plain_results(plain)
+    members = plain.known_members
+    scenarios = tuple(plain.scenarios)
+    vm = {m: plain.variation_margin(m) for m in members}
+    collateral = {m: plain.collateral.get(m, (0.0, 0.0, 0.0)) for m in members}
+    provided: dict[str, float] = {}
+    for resource in plain.resources.liquid_resources:
+        if resource.provider is not None and resource.type.qualifying:
+            group = plain.group_of(resource.provider)
+            provided[group] = provided.get(group, 0.0) + resource.amount
+    book = PlainReverseBook(
+        scenarios, {m: plain.group_of(m) for m in members}, vm,
+        {(m, s): -plain.loss(m, plain.scenarios[s]) - vm[m] for m in members
+         for s in scenarios},
+        {m: collateral[m][0] for m in members}, {m: collateral[m][1] for m in members},
+        {m: plain.members[m].settlement_obligation if m in plain.members else 0.0
+         for m in members}, provided)
+    credit = multiplier(book, "credit", results.credit.prefunded)
+    liquidity = multiplier(book, "liquidity", results.liquidity.qualifying)
+    return (None if credit is None else round(float(credit.k), 6),
+            None if liquidity is None else round(float(liquidity.k), 6))
+
+
+def multipliers(worker: Worker) -> tuple[float | None, float | None]:
+    document = worker.get("/cover2")[1]
+    credit = document["credit"]["reverse_stress"]["multiplier"]
+    liquidity = document["liquidity"]["reverse_stress"]["multiplier"]
+    return (None if credit is None else round(credit["k"], 6),
+            None if liquidity is None else round(liquidity["k"], 6))

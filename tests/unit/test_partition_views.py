@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from risk.merge import PartitionView, Settled
+from risk.merge import MemberFigures, PartitionView, Settled
 from streams.kafka.views import decode_view, encode_view
 
 names = st.sampled_from(["A", "B", "C", "é"])
@@ -26,13 +26,22 @@ def views(draw: st.DrawFn) -> PartitionView:
         st.lists(names, min_size=pairs, max_size=pairs).map(tuple),
         st.lists(finite, min_size=pairs, max_size=pairs).map(np.array),
         st.dictionaries(st.integers(0, 3), st.integers(0, 10**12))))
+    scenarios = tuple(f"S{s}" for s in range(n_scenarios))
+    n_members = draw(st.integers(0, 3))
+    vector = st.lists(finite, min_size=n_members, max_size=n_members).map(np.array)
+    figures = draw(st.none() | st.builds(
+        MemberFigures, st.just(tuple(f"M{m}" for m in range(n_members))), st.just(scenarios),
+        vector, vector, vector, vector,
+        st.lists(finite, min_size=n_members * n_scenarios,
+                 max_size=n_members * n_scenarios).map(
+            lambda cells: np.array(cells, dtype=np.float64).reshape(n_members, n_scenarios))))
     return PartitionView(
         draw(st.integers(0, 7)), tuple(draw(st.lists(st.integers(0, 10**12), max_size=2))),
-        tuple(f"S{s}" for s in range(n_scenarios)), tuple(f"G{g}" for g in range(n_groups)),
+        scenarios, tuple(f"G{g}" for g in range(n_groups)),
         tuple(tuple(draw(st.lists(names, max_size=2))) for _ in range(n_groups)),
         draw(matrix), draw(matrix),
         np.array(draw(st.lists(st.integers(0, 2), min_size=n_groups, max_size=n_groups)),
-                 dtype=np.intp), settled)
+                 dtype=np.intp), settled, figures)
 
 
 @settings(max_examples=200, deadline=None)
@@ -52,6 +61,15 @@ def test_a_view_decodes_to_what_was_encoded(view: PartitionView) -> None:
         assert (decoded.settled.members, decoded.settled.instruments, decoded.settled.through) \
             == (view.settled.members, view.settled.instruments, view.settled.through)
         np.testing.assert_array_equal(decoded.settled.amount, view.settled.amount)
+    if view.figures is None:
+        assert decoded.figures is None
+    else:
+        assert decoded.figures is not None
+        assert (decoded.figures.members, decoded.figures.scenarios) == (
+            view.figures.members, view.figures.scenarios)
+        for field in ("vm", "initial_margin", "cash", "settlement_obligation", "pnl"):
+            np.testing.assert_array_equal(getattr(decoded.figures, field),
+                                          getattr(view.figures, field))
 
 
 def test_a_message_that_is_not_a_view_is_refused() -> None:
