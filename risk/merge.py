@@ -62,13 +62,11 @@ class MemberFigures:
     pnl: FloatArray
 
     def aligned(self, scenarios: Sequence[str]) -> MemberFigures | None:
-        """These rows with columns in the order of ``scenarios``; None if the sets differ."""
-        if self.scenarios == tuple(scenarios):
-            return self
-        if sorted(self.scenarios) != sorted(scenarios):
-            return None
-        column = {name: s for s, name in enumerate(self.scenarios)}
-        order = np.array([column[name] for name in scenarios], dtype=np.intp)
+        """These figures with columns in the order of ``scenarios``; None if the sets
+        differ."""
+        order = column_order(self.scenarios, scenarios)
+        if order is None or self.scenarios == tuple(scenarios):
+            return None if order is None else self
         return replace(self, scenarios=tuple(scenarios), pnl=self.pnl[:, order])
 
 
@@ -126,14 +124,19 @@ class GroupTotals:
     members_by_group: dict[str, tuple[str, ...]]
 
 
+def column_order(have: Sequence[str], want: Sequence[str]) -> IndexArray | None:
+    """Where each of ``want`` stands in ``have``: (n,); None if the sets differ."""
+    if sorted(have) != sorted(want):
+        return None
+    column = {name: s for s, name in enumerate(have)}
+    return np.array([column[name] for name in want], dtype=np.intp)
+
+
 def aligned(view: PartitionView, scenarios: Sequence[str]) -> PartitionView | None:
     """``view`` with its columns in the order of ``scenarios``; None if the sets differ."""
-    if view.scenarios == tuple(scenarios):
-        return view
-    if sorted(view.scenarios) != sorted(scenarios):
-        return None
-    column = {name: s for s, name in enumerate(view.scenarios)}
-    order = np.array([column[name] for name in scenarios], dtype=np.intp)
+    order = column_order(view.scenarios, scenarios)
+    if order is None or view.scenarios == tuple(scenarios):
+        return None if order is None else view
     return replace(view, scenarios=tuple(scenarios), exposure=view.exposure[:, order],
                    need=view.need[:, order])
 

@@ -31,7 +31,7 @@ from streams.codec import (
 )
 from streams.settings import Settings
 
-CONTRACT = Path(__file__).resolve().parents[2] / "docs" / "contract.md"
+CONTRACT = Path(__file__).resolve().parents[2] / "docs/contract.md"
 PREFIX = Settings().topic_prefix  # the document uses the default prefix, "ccp."
 EXAMPLE = re.compile(
     r"^Example \(`(?P<topic>[^`]+)`, key `(?P<key>[^`]+)`\):[ \t]*\n"
