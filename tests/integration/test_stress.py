@@ -117,6 +117,16 @@ async def test_stress_as_of_now_equals_the_worker_and_mid_stream_the_plain_model
     supervisor = [{"scenario": "SUP-1", "shocks": {"I0": -0.25, "I1": 0.1, "NOBODY": -0.5}},
                   {"scenario": "SUP-2", "shocks": {}, "default_shock": -0.15}]
     file.write_text(json.dumps(supervisor))
+    # Added to the CCP's own.
+    code, document, said = stress(broker, prefix, tmp_path, "--as-of", repr(as_of),
+                                  "--scenarios", str(file))
+    assert code == 0, said
+    _, added = reference_data(random.Random(3))
+    apply_plain(added, [m for m in stream if m[2]["ts"] <= as_of])
+    for s in supervisor:
+        added.upsert_scenario(Scenario(s["scenario"], s["shocks"], s.get("default_shock", 0.0)))
+    assert_same(document, added)
+
     code, document, said = stress(broker, prefix, tmp_path, "--as-of", repr(as_of),
                                   "--scenarios", str(file), "--replace")
     assert code == 0, said
