@@ -86,3 +86,17 @@ steps = st.lists(
     st.tuples(st.one_of(st.lists(hot_events, min_size=1, max_size=12), reference_events),
               st.booleans()),
     min_size=1, max_size=14)
+
+
+
+def loss_books(amounts: st.SearchStrategy[float], members: int) -> st.SearchStrategy[dict]:
+    """Keyword arguments of :func:`tests.fixtures.ccp_with_losses`: stated losses by member
+    and scenario, groups, initial margin and default fund, over ``members`` members."""
+    names = st.sampled_from([f"M{i}" for i in range(members)])
+    return st.fixed_dictionaries({
+        "losses": st.dictionaries(names, st.dictionaries(st.sampled_from(["S0", "S1", "S2"]),
+                                                         amounts), min_size=1),
+        "groups": st.dictionaries(names, st.sampled_from(["G0", "G1"])),
+        "initial_margin": st.dictionaries(names, amounts),
+        "default_fund": st.dictionaries(names, amounts),
+    })

@@ -36,6 +36,7 @@ from risk.plain import (
 )
 from risk.results import CreditResult, LiquidityResult, Results
 from tests.fixtures import ccp_with_losses
+from tests.property.strategies import loss_books
 from tests.tolerances import MONEY_ATOL, MONEY_RTOL
 
 # Small integers (and halves) make exact ties common.
@@ -186,15 +187,7 @@ def test_what_if_the_cover2_pair_defaults_is_the_cover2_waterfall(
         max(0.0, results.credit.cover2 - (total + sitg + other)), abs=MONEY_ATOL)
 
 
-MEMBERS = ["M0", "M1", "M2", "M3", "M4"]
-books = st.fixed_dictionaries({
-    "losses": st.dictionaries(st.sampled_from(MEMBERS),
-                              st.dictionaries(st.sampled_from(["S0", "S1", "S2"]), money),
-                              min_size=1),
-    "groups": st.dictionaries(st.sampled_from(MEMBERS), st.sampled_from(["G0", "G1"])),
-    "initial_margin": st.dictionaries(st.sampled_from(MEMBERS), money),
-    "default_fund": st.dictionaries(st.sampled_from(MEMBERS), money),
-})
+books = loss_books(money, members=5)
 
 
 @settings(max_examples=60, deadline=None)

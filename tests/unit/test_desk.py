@@ -34,6 +34,7 @@ from risk.desk import (
 from risk.model import LiquidityType, LiquidResource, Resources
 from risk.results import Results
 from tests.fixtures import ccp_with_losses
+from tests.property.strategies import loss_books
 from tests.tolerances import MONEY_ATOL, MONEY_RTOL
 from tests.unit.test_worked_examples import AFFILIATES
 
@@ -320,16 +321,8 @@ def test_a_negative_amount_is_refused(amounts: tuple[float, ...]) -> None:
 
 # -- the cover-2 waterfall leaves uncovered what the headroom lacks -----------------------
 
-MEMBERS = ["M0", "M1", "M2", "M3", "M4", "M5"]
 small = st.integers(0, 60).map(float)
-books = st.fixed_dictionaries({
-    "losses": st.dictionaries(st.sampled_from(MEMBERS),
-                              st.dictionaries(st.sampled_from(["S0", "S1", "S2"]), small),
-                              min_size=1),
-    "groups": st.dictionaries(st.sampled_from(MEMBERS), st.sampled_from(["G0", "G1"])),
-    "initial_margin": st.dictionaries(st.sampled_from(MEMBERS), small),
-    "default_fund": st.dictionaries(st.sampled_from(MEMBERS), small),
-})
+books = loss_books(small, members=6)
 
 
 @settings(max_examples=60, deadline=None)
