@@ -1,4 +1,4 @@
-"""`cover2`: worker, run, broker, simulate, bench, dashboards.
+"""`cover2`: worker, run, broker, simulate, bench, stress, report, dashboards.
 
 The worker is the service; every other command is a tool (:mod:`streams.tools`),
 imported only when it runs.
@@ -78,6 +78,13 @@ def stress(settings: ToolSettings) -> None:
     run_stress(settings, _say)
 
 
+def report(settings: ToolSettings) -> None:
+    """The periodic Cover-2 report from the input topics."""
+    from streams.tools.report import main as run_report
+
+    run_report(settings, _say)
+
+
 def dashboards(settings: ToolSettings) -> None:
     """The Grafana dashboards as JSON files, money in the reporting currency."""
     from streams.tools.dashboards import write
@@ -102,7 +109,11 @@ KAFKA = ("broker", "topic_prefix", "kafka_security_protocol", "kafka_sasl_mechan
          "kafka_username", "kafka_password_file", "kafka_ca_file", "kafka_cert_file",
          "kafka_key_file")
 FEED = (*KAFKA, "partitions", "replication_factor", "min_insync_replicas",
-        "input_retention_hours", "compression", "rate", "seconds", "seed", "scale")
+        "input_retention_hours", "compression", "rate", "seconds", "seed", "scale", "start",
+        "days", "events_per_day")
+PLAUSIBILITY_AND_CALLS = ("max_future_skew", "shock_min", "shock_max", "warning_fraction_of_im",
+                          "warning_amount", "call_fraction_of_im", "call_amount",
+                          "minimum_transfer", "call_cooldown")
 COMMANDS = {
     "run": Command(run, "everything on one machine: embedded broker, worker, demo feed",
                    (*(n for n in WORKER_ONLY if n not in ("broker", "state_dir")),
@@ -118,9 +129,11 @@ COMMANDS = {
     "stress": Command(stress, "a supervisory stress test: the state as of a time, rebuilt "
                       "from the input topics, with the scenarios of a file",
                       (*KAFKA, "currency", "scenarios", "replace", "as_of", "json",
-                       "max_future_skew", "shock_min", "shock_max", "warning_fraction_of_im",
-                       "warning_amount", "call_fraction_of_im", "call_amount",
-                       "minimum_transfer", "call_cooldown")),
+                       *PLAUSIBILITY_AND_CALLS)),
+    "report": Command(report, "the periodic Cover-2 report: every period's figures, the "
+                      "attribution of each change and charts, rebuilt from the input topics",
+                      (*KAFKA, "currency", "period_from", "period_to", "period", "resolution",
+                       "report_dir", *PLAUSIBILITY_AND_CALLS)),
     "dashboards": Command(dashboards,
                           "write the Grafana dashboards (JSON), money in the reporting currency",
                           ("currency", "dashboards_dir")),

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from streams.settings import Settings, env_name, setting
 
 SCALE_NAMES = ("demo", "large", "xl")
+PERIODS = ("day", "month", "quarter")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,20 @@ class ToolSettings(Settings):
     replace: bool = setting(False, "cover2 stress: use only the file's scenarios")
     as_of: str = setting("", "cover2 stress: the time of the state, ISO 8601 or epoch seconds "
                          "(default: now)")
+    start: str = setting("", "cover2 simulate: write a history of past business days from this "
+                         "date (YYYY-MM-DD, UTC), as fast as the broker takes it, instead of "
+                         "a live feed")
+    days: int = setting(5, "cover2 simulate --start: how many business days of history")
+    events_per_day: int = setting(20_000, "cover2 simulate --start: events per business day")
+    period_from: str = setting("", "cover2 report: the first day reported (YYYY-MM-DD, UTC)")
+    period_to: str = setting("", "cover2 report: the last day reported (YYYY-MM-DD, UTC, "
+                             "inclusive)")
+    period: str = setting("quarter", "cover2 report: the length of a period: day, month or "
+                          "quarter")
+    resolution: float = setting(1.0, "cover2 report: the step of event time at which the "
+                                "results are evaluated, in seconds")
+    report_dir: str = setting("cover2-report", "cover2 report: where report.json, report.md "
+                              "and report.html are written")
     dashboards_dir: str = setting("grafana/dashboards",
                                    "cover2 dashboards: where the Grafana dashboards are written")
 
@@ -41,6 +56,15 @@ class ToolSettings(Settings):
         if self.scale not in SCALE_NAMES:
             raise ValueError(f"unknown scale {self.scale!r}: choose demo, large or xl "
                              f"(--scale, {env_name('scale')})")
+        if self.period not in PERIODS:
+            raise ValueError(f"unknown period {self.period!r}: choose day, month or quarter "
+                             f"(--period, {env_name('period')})")
+        if not self.resolution > 0:
+            raise ValueError(f"--resolution must be more than 0 seconds, not {self.resolution:g} "
+                             f"({env_name('resolution')})")
+        if self.days < 1 or self.events_per_day < 1:
+            raise ValueError(f"--days and --events-per-day must be at least 1 "
+                             f"({env_name('days')}, {env_name('events_per_day')})")
 
     @property
     def embedded_broker(self) -> str:

@@ -28,6 +28,7 @@ from streams.kafka.admin import BrokerError, wait_for_kafka
 from streams.kafka.clients import Connection
 from streams.kafka.history import History, read_inputs
 from streams.readiness import Readiness
+from streams.tools.progress import Progress
 from streams.tools.replay import state_as_of
 from streams.tools.settings import ToolSettings
 
@@ -77,29 +78,6 @@ def load_scenarios(path: str, settings: ToolSettings) -> list[ScenarioMessage]:
     if len(set(names)) != len(names):
         raise StressError(f"scenario file {path}: a scenario id appears twice")
     return scenarios
-
-
-class Progress:
-    """Records read so far, on stderr: one line redrawn on a terminal, a line every few
-    seconds elsewhere (no control sequences in a log)."""
-
-    def __init__(self, every_s: float = 5.0) -> None:
-        self.started = self.said = time.monotonic()
-        self.every_s = every_s
-        self.terminal = sys.stderr.isatty()
-
-    def __call__(self, read: int) -> None:
-        now = time.monotonic()
-        line = f"stress: read {read:,} input records ({now - self.started:.1f} s)"
-        if self.terminal:
-            print("\r" + line, end="", file=sys.stderr, flush=True)
-        elif now - self.said >= self.every_s:
-            print(line, file=sys.stderr, flush=True)
-            self.said = now
-
-    def done(self) -> None:
-        if self.terminal:
-            print(file=sys.stderr, flush=True)
 
 
 def stressed(settings: ToolSettings, history: History, as_of: float,
@@ -185,7 +163,7 @@ def main(settings: ToolSettings, say: Say) -> None:
         if settings.replace and not scenarios:
             raise StressError("--replace needs --scenarios FILE with at least one scenario")
         connection = Connection.of(settings)
-        progress = Progress()
+        progress = Progress("stress", "read input records")
         try:
             history = asyncio.run(_read(connection, settings, progress))
         finally:
