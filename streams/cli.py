@@ -89,7 +89,7 @@ def dashboards(settings: ToolSettings) -> None:
     """The Grafana dashboards as JSON files, money in the reporting currency."""
     from streams.tools.dashboards import write
 
-    for path in write(Path(settings.dashboards_dir), settings.currency):
+    for path in write(Path(settings.out), settings.currency):
         _say(f"dashboards: wrote {path}")
 
 
@@ -133,10 +133,10 @@ COMMANDS = {
     "report": Command(report, "the periodic Cover-2 report: every period's figures, the "
                       "attribution of each change and charts, rebuilt from the input topics",
                       (*KAFKA, "currency", "period_from", "period_to", "period", "resolution",
-                       "report_dir", *PLAUSIBILITY_AND_CALLS)),
+                       "out", *PLAUSIBILITY_AND_CALLS), defaults={"out": "cover2-report"}),
     "dashboards": Command(dashboards,
                           "write the Grafana dashboards (JSON), money in the reporting currency",
-                          ("currency", "dashboards_dir")),
+                          ("currency", "out"), defaults={"out": "grafana/dashboards"}),
 }
 
 

@@ -189,8 +189,7 @@ def _parser_of(value_type: type) -> Any:
 
 
 # Shorter flags the contract's command line uses.
-ALIASES = {"broker_port": ("--port",), "dashboards_dir": ("--out",), "report_dir": ("--out",),
-           "period_from": ("--from",), "period_to": ("--to",)}
+ALIASES = {"broker_port": ("--port",), "period_from": ("--from",), "period_to": ("--to",)}
 AnySettings = TypeVar("AnySettings", bound=Settings)
 
 

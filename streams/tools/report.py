@@ -408,7 +408,7 @@ def main(settings: ToolSettings, say: Say) -> None:
     try:
         first, last = days_asked(settings)
         periods = calendar(first, last, settings.period)
-        out = Path(settings.report_dir)
+        out = Path(settings.out)
         writable(out)
         connection = Connection.of(settings)
         reading = Progress("report", "read input records")

@@ -46,10 +46,9 @@ class ToolSettings(Settings):
                           "quarter")
     resolution: float = setting(1.0, "cover2 report: the step of event time at which the "
                                 "results are evaluated, in seconds")
-    report_dir: str = setting("cover2-report", "cover2 report: where report.json, report.md "
-                              "and report.html are written")
-    dashboards_dir: str = setting("grafana/dashboards",
-                                   "cover2 dashboards: where the Grafana dashboards are written")
+    out: str = setting("", "cover2 dashboards: where the Grafana dashboards are written "
+                       "(default grafana/dashboards); cover2 report: where report.json, "
+                       "report.md and report.html are written (default cover2-report)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
