@@ -43,19 +43,22 @@ class KeyedSender:
                 key, partitions, partitions)
         return partition
 
-    async def send(self, messages: Iterable[tuple[str, bytes, bytes]]) -> None:
-        """Send ``(topic, key, value)`` messages and wait until the broker has them all."""
+    async def send(self, messages: Iterable[tuple[str, bytes, bytes]],
+                   timestamp_ms: int | None = None) -> None:
+        """Send ``(topic, key, value)`` messages and wait until the broker has them all; their
+        record timestamp is ``timestamp_ms``, or the time of sending."""
         batches: dict[tuple[str, int], Any] = {}
         delivered = []
         for topic, key, value in messages:
             where = (topic, await self._partition(topic, key))
             batch = batches.get(where)
-            if batch is None or batch.append(key=key, value=value, timestamp=None) is None:
+            if batch is None or batch.append(key=key, value=value,
+                                             timestamp=timestamp_ms) is None:
                 if batch is not None:
                     delivered.append(await self.producer.send_batch(batch, topic,
                                                                     partition=where[1]))
                 batch = batches[where] = self.producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)
+                batch.append(key=key, value=value, timestamp=timestamp_ms)
         for (topic, partition), batch in batches.items():
             delivered.append(await self.producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*delivered)

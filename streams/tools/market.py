@@ -82,6 +82,13 @@ def _cover2(by_group_scenario: F64) -> float:
     return float(largest_rows(by_group_scenario, 2).sum(axis=0).max())
 
 
+def stress_loss(notional: F64, book: I64, shocks_by_instrument: F64) -> F64:
+    """Each member's loss under every scenario (n_members, n_scenarios) from its signed
+    notional (n_members, width) in the instruments of ``book``; ``shocks_by_instrument``
+    is (n_instruments, n_scenarios)."""
+    return -np.stack([notional[m] @ shocks_by_instrument[book[m]] for m in range(book.shape[0])])
+
+
 def _by_group(by_member: F64, group_of_member: I64, n_groups: int) -> F64:
     out = np.zeros((n_groups, by_member.shape[1]))
     np.add.at(out, group_of_member, by_member)
@@ -227,8 +234,7 @@ class Market:
         # Margin and default fund are sized, as at a CCP, on each book's stress loss.
         value = target * (multiplier * price)[book]
         gross = np.abs(value).sum(axis=1)
-        shocks_by_instrument = np.ascontiguousarray(shocks.T)
-        loss = -np.stack([value[m] @ shocks_by_instrument[book[m]] for m in range(n_m)])
+        loss = stress_loss(value, book, np.ascontiguousarray(shocks.T))
         worst = np.maximum(loss.max(axis=1), 1e-6 * gross)
         margin_rate = worst * rng.lognormal(np.log(MARGIN_COVER), 0.3, n_m) / gross
         margin = margin_rate * gross
@@ -304,8 +310,15 @@ class Feed:
 
     Deterministic given ``(market, seed)`` and the sequence of calls, whether events
     are taken as values or encoded. Event ``i`` of the feed's life has
-    ``ts = start_ts + i / rate``; with ``settle_every = k > 0`` every k-th event is
-    ``{"member": "*"}``, settling everyone's variation margin.
+    ``ts = start_ts + i / rate``, unless given its time (`encoded_at`); with
+    ``settle_every = k > 0`` every k-th event is ``{"member": "*"}``, settling
+    everyone's variation margin.
+
+    Three settings may change between calls, as they do from day to day in a history:
+    ``target`` (n_members, width), the positions (contracts) members trade towards;
+    ``price_vol`` (n_instruments,), the standard deviation of a price tick's log move;
+    ``extra_margin`` (n_members,), collateral posted over the margin model's, such as
+    an intraday call met in cash.
     """
 
     def __init__(self, market: Market, seed: int = 0, *, start_ts: float = 0.0,
@@ -313,10 +326,14 @@ class Feed:
                  settle_every: int = 0) -> None:
         self.market, self.start_ts, self.rate = market, start_ts, rate
         self.settle_every = settle_every
+        self.target = market.target_position
+        self.price_vol = np.full(market.scale.instruments, PRICE_STEP_VOL)
+        self.extra_margin = np.zeros(market.scale.members)
         self._mix_cdf = np.cumsum(mix) / sum(mix)
         self._rng = np.random.default_rng([market.seed, seed, 1])
         self._price = market.initial_price.copy()
         self._position = np.zeros_like(market.target_position)  # (n_members, book_width)
+        self._margin = np.zeros(market.scale.members)  # the initial margin last posted
         self._activity_cdf = np.cumsum(market.activity)
         slot_weight = 1.0 / np.arange(1, market.book.shape[1] + 1)
         self._slot_cdf = np.cumsum(slot_weight) / slot_weight.sum()
@@ -332,32 +349,83 @@ class Feed:
     def events(self, n: int) -> list[Message]:
         """The next ``n`` events as ``(topic, key, value)``, in event-time order."""
         out: list[Message] = []
-        for topic_of_event, by_topic in self._chunks(n):
+        for topic_of_event, by_topic in self._chunks(self._next_times(n)):
             queues = [iter(keyed) for keyed in by_topic]
             out += [(FEED_TOPICS[k], *next(queues[k])) for k in topic_of_event.tolist()]
         return out
 
     def encoded(self, n: int) -> dict[str, list[tuple[bytes, bytes]]]:
         """The next ``n`` events encoded: topic -> [(key, value)] as bytes, in ts order."""
+        return self.encoded_at(self._next_times(n))
+
+    def encoded_at(self, ts: F64) -> dict[str, list[tuple[bytes, bytes]]]:
+        """Events at the (increasing) event times ``ts``, encoded as by `encoded`."""
         out: dict[str, list[tuple[bytes, bytes]]] = {t: [] for t in FEED_TOPICS}
-        for _, by_topic in self._chunks(n):
+        for _, by_topic in self._chunks(ts):
             for topic, keyed in zip(FEED_TOPICS, by_topic, strict=True):
                 if keyed:  # msgspec escapes newlines inside JSON, so lines split cleanly
                     values = _ENCODER.encode_lines([v for _, v in keyed]).split(b"\n")
                     out[topic] += zip([k.encode() for k, _ in keyed], values, strict=False)
         return out
 
-    def _chunks(self, n: int) -> Iterator[tuple[I64, list[Keyed]]]:
-        for lo in range(0, n, CHUNK):
-            size = min(CHUNK, n - lo)
+    @property
+    def marks(self) -> F64:
+        """The latest price of every instrument (n_instruments,), read-only."""
+        return _read_only(self._price)
+
+    @property
+    def margin(self) -> F64:
+        """The initial margin each member posted last (n_members,), read-only."""
+        return _read_only(self._margin)
+
+    def notional(self) -> F64:
+        """Each member's signed notional per slot of its book at the marks: (n_members, width)."""
+        mk = self.market
+        return self._position * (mk.multiplier * self._price)[mk.book]
+
+    def open_book(self, ts: float) -> list[Message]:
+        """Trades at the marks that bring every position to its target, and every member's
+        collateral for the book, all at ``ts``: where a history starts from."""
+        mk = self.market
+        missing = self.target - self._position
+        m, b = np.nonzero(missing)
+        self._position[m, b] += missing[m, b]
+        j = mk.book[m, b]
+        trades = self._trade_messages(m, j, missing[m, b], self._price[j], [ts] * m.size)
+        return ([(topics.TRADES, *trade) for trade in trades]
+                + self.collateral(np.arange(mk.scale.members), ts))
+
+    def move_prices(self, move: F64, ts: float) -> tuple[list[Message], F64]:
+        """Every instrument whose relative ``move`` (n_instruments,) is not zero, repriced at
+        ``ts``: the price messages, and what the moves gain each member (n_members,)."""
+        mk, j = self.market, np.flatnonzero(move)
+        before = self._price.copy()
+        self._price[j] = np.maximum((before[j] * (1.0 + move[j])).round(4), PRICE_TICK)
+        gain = (self._position * (mk.multiplier * (self._price - before))[mk.book]).sum(axis=1)
+        iids = mk.instrument_ids
+        return [(topics.PRICES, iids[ji], {"instrument": iids[ji], "price": p, "ts": ts})
+                for ji, p in zip(j.tolist(), self._price[j].tolist(), strict=True)], gain
+
+    def collateral(self, members: I64, ts: float) -> list[Message]:
+        """The collateral states of ``members`` at ``ts``."""
+        return [(topics.COLLATERAL, *state)
+                for state in self._collateral_of(members, [ts] * members.size)]
+
+    def _next_times(self, n: int) -> F64:
+        return self.start_ts + (self._issued + np.arange(n)) / self.rate
+
+    def _chunks(self, ts: F64) -> Iterator[tuple[I64, list[Keyed]]]:
+        for lo in range(0, ts.size, CHUNK):
+            size = min(CHUNK, ts.size - lo)
             index = self._issued + np.arange(size)
             self._issued += size
             kind = np.searchsorted(self._mix_cdf, self._rng.random(size), side="right")
             kind = np.minimum(kind, 2)
             if self.settle_every > 0:
                 kind[(index + 1) % self.settle_every == 0] = 3
-            ts = (self.start_ts + index / self.rate).tolist()
-            ts_by_kind = [[ts[i] for i in np.flatnonzero(kind == k).tolist()] for k in range(4)]
+            times = ts[lo:lo + size].tolist()
+            ts_by_kind = [[times[i] for i in np.flatnonzero(kind == k).tolist()]
+                          for k in range(4)]
             yield kind, [
                 self._trades_at(ts_by_kind[0]), self._prices_at(ts_by_kind[1]),
                 self._collateral_at(ts_by_kind[2]),
@@ -372,27 +440,30 @@ class Feed:
         m = np.minimum(np.searchsorted(self._activity_cdf, rng.random(n)), mk.scale.members - 1)
         b = np.minimum(np.searchsorted(self._slot_cdf, rng.random(n)), width - 1)
         per_slot = np.bincount(m * width + b, minlength=mk.book.size)[m * width + b]
-        target = mk.target_position[m, b]
+        target = self.target[m, b]
         drift = TRADE_PULL * (target - self._position[m, b]) / per_slot
         qty = np.rint(drift + rng.normal(0.0, 1.0 + 0.02 * np.abs(target))).astype(np.int64)
         qty = np.where(qty == 0, np.where(rng.random(n) < 0.5, -1, 1), qty)
         np.add.at(self._position, (m, b), qty)
         j = mk.book[m, b]
         price = self._price[j] * (1.0 + TRADE_SLIPPAGE * rng.standard_normal(n))
-        price = np.maximum(price.round(4), PRICE_TICK)
-        first, self._trades = self._trades + 1, self._trades + n
-        ids, iids = mk.member_ids, mk.instrument_ids
+        return self._trade_messages(m, j, qty, np.maximum(price.round(4), PRICE_TICK), ts)
+
+    def _trade_messages(self, m: I64, j: I64, qty: I64, price: F64, ts: list[float]) -> Keyed:
+        first, self._trades = self._trades + 1, self._trades + len(ts)
+        ids, iids = self.market.member_ids, self.market.instrument_ids
         return [(ids[mi], {"trade_id": f"T{t}", "member": ids[mi], "instrument": iids[ji],
                            "quantity": q, "price": p, "ts": e})
-                for t, mi, ji, q, p, e in zip(range(first, first + n), m.tolist(), j.tolist(),
-                                              qty.tolist(), price.tolist(), ts, strict=True)]
+                for t, mi, ji, q, p, e in zip(range(first, first + len(ts)), m.tolist(),
+                                              j.tolist(), qty.tolist(), price.tolist(), ts,
+                                              strict=True)]
 
     def _prices_at(self, ts: list[float]) -> Keyed:
         # Geometric random walks; ticks of one instrument within a chunk chain on each other.
         mk, rng, n = self.market, self._rng, len(ts)
         j = np.searchsorted(self._popularity_cdf, rng.random(n))
         j = np.minimum(j, mk.scale.instruments - 1)
-        step = PRICE_STEP_VOL * rng.standard_normal(n)
+        step = self.price_vol[j] * rng.standard_normal(n)
         order = np.argsort(j, kind="stable")
         js, step, cum = j[order], step[order], np.cumsum(step[order])
         starts = np.flatnonzero(np.r_[True, js[1:] != js[:-1]]) if n else js
@@ -407,16 +478,28 @@ class Feed:
                 for ji, p, e in zip(j.tolist(), price.tolist(), ts, strict=True)]
 
     def _collateral_at(self, ts: list[float]) -> Keyed:
-        # IM tracks each member's gross notional at the marks, cash is a share of it.
-        mk, rng = self.market, self._rng
-        m = rng.integers(0, mk.scale.members, len(ts))
-        gross = (np.abs(self._position) * (mk.multiplier * self._price)[mk.book]).sum(axis=1)
-        im = mk.margin_rate[m] * gross[m] * rng.lognormal(0.0, 0.05, m.size)
-        cash = (im * mk.cash_share[m]).round(2)
+        return self._collateral_of(self._rng.integers(0, self.market.scale.members, len(ts)), ts)
+
+    def _collateral_of(self, m: I64, ts: list[float]) -> Keyed:
+        # IM tracks each member's gross notional at the marks, cash is a share of it; extra
+        # margin is posted in cash.
+        mk = self.market
+        gross = np.abs(self.notional()).sum(axis=1)
+        im = mk.margin_rate[m] * gross[m] * self._rng.lognormal(0.0, 0.05, m.size)
+        cash = (im * mk.cash_share[m] + self.extra_margin[m]).round(2)
+        im = (im + self.extra_margin[m]).round(2)
+        latest, last = np.unique(m[::-1], return_index=True)  # each member's last state
+        self._margin[latest] = im[::-1][last]
         ids = mk.member_ids
         return [(ids[mi], {"member": ids[mi], "initial_margin": i, "cash": c, "ts": e})
-                for mi, i, c, e in zip(m.tolist(), im.round(2).tolist(), cash.tolist(), ts,
-                                       strict=True)]
+                for mi, i, c, e in zip(m.tolist(), im.tolist(), cash.tolist(), ts, strict=True)]
+
+
+def _read_only(array: F64) -> F64:
+    """A view of ``array`` that cannot change it."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
 
 
 def load_reference(ccp: Ccp, market: Market) -> None:

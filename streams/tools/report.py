@@ -337,8 +337,10 @@ def _change(row: dict[str, Any], previous: dict[str, Any]) -> dict[str, float | 
 
 
 def _attribution(attribution: Attribution, start: float, end: float) -> dict[str, Any]:
-    positions = [s for s in attribution.steps if s.family == POSITIONS]
-    top = sorted(positions, key=lambda s: -abs(s.change.credit_headroom))[:TOP_GROUPS]
+    moved = [s for s in attribution.steps if s.family == POSITIONS
+             and (s.change.credit_headroom or s.change.liquidity_headroom)]
+    top = sorted(moved, key=lambda s: (-abs(s.change.credit_headroom),
+                                       -abs(s.change.liquidity_headroom)))[:TOP_GROUPS]
     return {
         "from_iso": _iso_s(start), "to_iso": _iso_s(end),
         "start": _figures(attribution.start), "end": _figures(attribution.end),

@@ -235,7 +235,8 @@ def attribution_blocks(period: Json, currency: str) -> tuple[Block, ...]:
             "resources, each applied to the state the previous steps left.",
             Charts((rc.attribution_chart(period["label"]),)), steps, added_up(attribution),
             Heading("Positions and collateral: the groups that moved credit headroom most"),
-            groups if groups.rows else "No group's positions or collateral moved.")
+            groups if groups.rows
+            else "No group's positions or collateral changed either headroom.")
 
 
 def added_up(attribution: Json) -> str:
