@@ -431,6 +431,10 @@ def main(settings: ToolSettings, say: Say) -> None:
     except (ReportError, BrokerError, LookupError) as error:
         print(f"cover2 report: {error}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("cover2 report: stopped before the end; nothing was written", file=sys.stderr,
+              flush=True)
+        raise SystemExit(130) from None
     written = write(document, out)
     for period in document["periods"]:
         days = period["breach_days"]

@@ -28,6 +28,7 @@ from streams.codec import (
 )
 from streams.kafka.clients import Connection
 from streams.kafka.history import read_inputs
+from streams.tools.broker import free_port
 from streams.tools.replay import in_event_time_order
 from tests.tolerances import MONEY_ATOL, MONEY_RTOL
 
@@ -159,3 +160,28 @@ def _day(day: dict[str, Any]) -> float:
     import datetime as dt
 
     return dt.datetime.fromisoformat(day["date"]).replace(tzinfo=dt.UTC).timestamp()
+
+
+async def test_a_report_that_cannot_be_made_says_why_in_one_line(
+        broker: str, prefix: str, tmp_path: Path) -> None:
+    kafka = ["--broker", f"kafka://{broker}", "--topic-prefix", prefix]
+    made = cover2("simulate", *kafka, "--start", "2026-03-02", "--days", "3",
+                  "--events-per-day", "20")
+    assert made.returncode == 0, made.stderr
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    for flags, says in (
+            (["--from", "2026-03-31", "--to", "2026-03-01"], "after --to"),
+            (["--from", "2025-12-01", "--to", "2026-03-31"], "period 2025-Q4 has no data"),
+            (["--from", "2026-03-01", "--to", "2026-03-31", "--out", str(blocked / "r")],
+             "cannot write the report to")):
+        done = cover2("report", *kafka, *flags)
+        said = done.stdout + done.stderr
+        assert done.returncode == 2 and says in said and "Traceback" not in said, said
+    done = cover2("report", *kafka, "--from", "2026-03-01", "--to", "2026-03-31", "--period",
+                  "week")  # a bad setting, refused before anything runs, as for every command
+    assert done.returncode != 0 and "unknown period 'week'" in done.stderr, done.stderr
+    done = cover2("report", "--broker", f"kafka://127.0.0.1:{free_port()}", "--from",
+                  "2026-03-01", "--to", "2026-03-31", "--out", str(tmp_path / "r"))
+    said = done.stdout + done.stderr
+    assert done.returncode == 2 and "no Kafka broker answers" in said, said
