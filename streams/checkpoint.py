@@ -25,7 +25,7 @@ from streams.state import MonitorState
 
 log = logging.getLogger(__name__)
 
-FORMAT = 4
+FORMAT = 5
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from risk.calls import ISSUED_LEVELS
 from risk.desk import StressDesk
 from risk.results import Results
 from risk.reverse import ReverseStress
-from streams.tally import LATENCY_BUCKETS, Tally
+from streams.tally import LATENCY_BUCKETS, Latency, Tally
 
 CREDIT_COVER2 = "ccp_credit_cover2"
 CREDIT_COVER1 = "ccp_credit_cover1"
@@ -43,6 +43,7 @@ LIQUIDITY_GROUP_DRAIN = "ccp_liquidity_group_drain"
 LIQUIDITY_SCENARIO = "ccp_liquidity_cover2_scenario"
 EVENTS = "ccp_events"  # exposed as ccp_events_total
 EVENT_LATENCY = "ccp_event_latency_seconds"
+MERGED_EVENT_LATENCY = "ccp_merged_event_latency_seconds"
 LAST_EVENT_TIMESTAMP = "ccp_last_event_timestamp_seconds"
 MARGIN_CALLS = "ccp_margin_calls"  # exposed as ccp_margin_calls_total
 GROUP_MARGIN_CALLS = "ccp_group_margin_calls"  # exposed as ccp_group_margin_calls_total
@@ -59,6 +60,13 @@ LIQUIDITY_REVERSE_STRESS_MULTIPLIER = "ccp_liquidity_reverse_stress_multiplier"
 
 # The levels margin calls are issued at: warning, call.
 CALL_LEVELS = tuple(level.label for level in ISSUED_LEVELS)
+
+
+def _histogram(name: str, text: str, latency: Latency) -> HistogramMetricFamily:
+    cumulative = np.cumsum(latency.counts).tolist()
+    buckets = [(repr(bound), count) for bound, count in zip(
+        LATENCY_BUCKETS, cumulative, strict=False)] + [("+Inf", cumulative[-1])]
+    return HistogramMetricFamily(name, text, buckets=buckets, sum_value=latency.total)
 
 
 class ResultsCollector(Collector):
@@ -209,9 +217,8 @@ class ResultsCollector(Collector):
         for topic, ts in sorted(tally.last_event_ts.items()):
             last.add_metric([topic], ts)
         yield last
-        cumulative = np.cumsum(tally.latency_counts).tolist()
-        buckets = [(repr(bound), count) for bound, count in zip(
-            LATENCY_BUCKETS, cumulative, strict=False)] + [("+Inf", cumulative[-1])]
-        yield HistogramMetricFamily(
-            EVENT_LATENCY, "Event time to the moment its effect is visible in these metrics",
-            buckets=buckets, sum_value=tally.latency_sum)
+        yield _histogram(EVENT_LATENCY, "Event time to the moment its effect is visible in "
+                         "these metrics", tally.latency)
+        yield _histogram(MERGED_EVENT_LATENCY, "Event time to the moment its effect is visible "
+                         "in these metrics through another worker's partition view (several "
+                         "workers: their trades and collateral)", tally.merged_latency)

@@ -47,7 +47,7 @@ from streams.codec import (
 from streams.documents import dead_letter_document
 from streams.handover import Handover
 from streams.homes import HomePartition
-from streams.records import DeadLetter, Effects, Forward, Record
+from streams.records import DeadLetter, Effects, EventTimes, Forward, Record
 from streams.state import MonitorState
 from streams.tally import APPLIED, DUPLICATE, FORWARDED, REJECTED, STALE, Tally
 
@@ -103,6 +103,10 @@ class Monitor:
         if self._homes is not None:
             self.handover.partitions = self._homes.home_of.partitions
         self._pending_ts: list[np.ndarray] = []
+        # Several workers: event times of each own partition's trades and collateral since
+        # its last view, and those of the views received since the last refresh.
+        self._view_ts: dict[int, list[np.ndarray]] = {}
+        self._merged_ts: list[EventTimes] = []
         self._desk: tuple[int, StressDesk] | None = None
         self.reverse: ReverseStress | None = None
         self._dirty = True
@@ -195,6 +199,8 @@ class Monitor:
                                                 effects)
                 decoded[topic] += messages
                 times[topic].append(ts)
+                if topic in t.MEMBER_KEYED and self.handover.group_size > 1:
+                    self._view_ts.setdefault(records[0].partition, []).append(ts)
             self.state.offsets[records[0].topic, records[0].partition] = records[-1].offset + 1
         for topic, apply in ((t.PRICES, self._apply_prices), (t.TRADES, self._apply_trades),
                              (t.COLLATERAL, self._apply_collateral)):
@@ -337,12 +343,21 @@ class Monitor:
                 self.state.offsets.pop((self.topics.name(topic), p), None)
         self._homes = Homes(home_of)
         self.handover.assign(partitions, count, group_size)
+        self._view_ts = {p: ts for p, ts in self._view_ts.items() if p in partitions}
         self._dirty = True
 
-    def offer(self, view: PartitionView) -> None:
-        """Another worker's view of a partition; an older one than held is ignored."""
+    def view_times(self, partition: int) -> EventTimes:
+        """The event times of ``partition``'s trades and collateral applied since the last
+        call, for its next view."""
+        return EventTimes.of(self._view_ts.pop(partition, []))
+
+    def offer(self, view: PartitionView, times: EventTimes | None = None) -> None:
+        """Another worker's view of a partition, with the event times it newly includes;
+        an older one than held is ignored."""
         if self.handover.offer(view):
             self._dirty = True
+            if times is not None:
+                self._merged_ts.append(times)
 
     def refresh(self) -> list[MarginCall]:
         """Bring the results up to date if anything changed; returns new margin calls.
@@ -360,8 +375,12 @@ class Monitor:
         self.refreshed_at = self.clock()
         if self._pending_ts:
             latencies = self.refreshed_at - np.concatenate(self._pending_ts)
-            self.state.tally.observe_latency(np.maximum(latencies, 0.0))
+            self.state.tally.latency.observe(np.maximum(latencies, 0.0))
             self._pending_ts.clear()
+        for times in self._merged_ts:
+            self.state.tally.merged_latency.observe(
+                np.maximum(self.refreshed_at - times.seconds, 0.0), times.weights)
+        self._merged_ts.clear()
         for call in calls:
             self.state.tally.margin_calls[call.group, call.level.label] += 1
         self._dirty = False

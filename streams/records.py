@@ -6,8 +6,11 @@ it :class:`Record` objects, and send out the :class:`Effects` it returns.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+import numpy as np
 
 from risk.calls import MarginCall
 
@@ -65,3 +68,31 @@ class Effects:
     calls: list[MarginCall] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     forwards: list[Forward] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EventTimes:
+    """Event times to the millisecond, each with how many events had it: what a partition
+    view newly includes, for the latency of the worker that merges it."""
+
+    milliseconds: tuple[int, ...] = ()
+    counts: tuple[int, ...] = ()
+
+    @staticmethod
+    def of(times: Sequence[np.ndarray]) -> EventTimes:
+        """The distinct milliseconds of ``times`` (seconds) and their counts."""
+        if not times:
+            return EventTimes()
+        ms, counts = np.unique(np.rint(np.concatenate(times) * 1000).astype(np.int64),
+                               return_counts=True)
+        return EventTimes(tuple(ms.tolist()), tuple(counts.tolist()))
+
+    @property
+    def seconds(self) -> np.ndarray:
+        """Each distinct event time in seconds."""
+        return np.array(self.milliseconds, dtype=np.float64) / 1000.0
+
+    @property
+    def weights(self) -> np.ndarray:
+        """How many events had each time."""
+        return np.array(self.counts, dtype=np.float64)

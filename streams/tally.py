@@ -21,6 +21,24 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 
 @dataclass
+class Latency:
+    """A histogram of latencies in seconds: counts per bucket of :data:`LATENCY_BUCKETS`
+    (each up to its bound), the last one above them all, and their sum."""
+
+    counts: np.ndarray = field(
+        default_factory=lambda: np.zeros(len(LATENCY_BUCKETS) + 1, dtype=np.int64))
+    total: float = 0.0
+
+    def observe(self, latencies: np.ndarray, weights: np.ndarray | None = None) -> None:
+        """Count ``latencies``, each ``weights`` times (once by default)."""
+        if len(latencies):
+            self.counts += np.bincount(
+                np.searchsorted(LATENCY_BUCKETS, latencies, side="left"), weights,
+                minlength=len(LATENCY_BUCKETS) + 1).astype(np.int64)
+            self.total += float(latencies.sum() if weights is None else latencies @ weights)
+
+
+@dataclass
 class Tally:
     """Events by (topic, outcome), margin calls by (group, level label), the newest event
     time per topic, and the event-to-metric latency histogram."""
@@ -28,9 +46,8 @@ class Tally:
     events: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     margin_calls: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     last_event_ts: dict[str, float] = field(default_factory=dict)
-    latency_counts: np.ndarray = field(
-        default_factory=lambda: np.zeros(len(LATENCY_BUCKETS) + 1, dtype=np.int64))
-    latency_sum: float = 0.0
+    latency: Latency = field(default_factory=Latency)
+    merged_latency: Latency = field(default_factory=Latency)
 
     def count(self, topic: str, outcome: str, n: int) -> None:
         """Add ``n`` events of ``topic`` with ``outcome``."""
@@ -45,11 +62,3 @@ class Tally:
         """The newest event time applied on ``topic``."""
         if newest_ts > self.last_event_ts.get(topic, -math.inf):
             self.last_event_ts[topic] = newest_ts
-
-    def observe_latency(self, latencies: np.ndarray) -> None:
-        """Event-to-metric latencies of a batch, in seconds."""
-        if len(latencies):
-            self.latency_counts += np.bincount(
-                np.searchsorted(LATENCY_BUCKETS, latencies, side="left"),
-                minlength=len(LATENCY_BUCKETS) + 1)
-            self.latency_sum += float(latencies.sum())

@@ -30,6 +30,7 @@ from streams import topics as t
 from streams.failure import supervised
 from streams.kafka.clients import Connection
 from streams.monitor import Monitor
+from streams.records import EventTimes
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ class Header(msgspec.Struct, frozen=True):
     settled_pairs: int = 0
     # With the members' own figures (now and then): their ids; the arrays follow the rest.
     figure_members: tuple[str, ...] | None = None
+    # The event times (ms) of the trades and collateral newly included, and their counts.
+    event_ms: tuple[int, ...] = ()
+    event_counts: tuple[int, ...] = ()
 
 
 def _numbered(names: tuple[str, ...]) -> tuple[tuple[str, ...], bytes]:
@@ -66,11 +70,13 @@ def _numbered(names: tuple[str, ...]) -> tuple[tuple[str, ...], bytes]:
                                  count=len(names)).tobytes()
 
 
-def encode_view(view: PartitionView, group_id: str, sender: str) -> bytes:
+def encode_view(view: PartitionView, group_id: str, sender: str,
+                times: EventTimes | None = None) -> bytes:
     """One message: header length, header, exposure, need, then the settled pairs:
     member numbers, instrument numbers, amounts; then, when it carries them, the members'
     own figures: vm, initial margin, cash, settlement obligation, and their P&L by
-    scenario (members x scenarios)."""
+    scenario (members x scenarios). The header carries ``times``, the event times of the
+    trades and collateral the view newly includes."""
     settled, arrays = view.settled, [view.exposure.astype("<f8").tobytes(),
                                      view.need.astype("<f8").tobytes()]
     through, pairs = None, 0
@@ -89,7 +95,8 @@ def encode_view(view: PartitionView, group_id: str, sender: str) -> bytes:
     header = msgspec.json.encode(Header(
         group_id, sender, view.partition, view.offsets, view.scenarios, view.groups,
         view.members, tuple(view.margin_level.tolist()), through, members, instruments, pairs,
-        figures.members if figures is not None else None))
+        figures.members if figures is not None else None,
+        *((times.milliseconds, times.counts) if times is not None else ())))
     return b"".join((_LENGTH.pack(len(header)), header, *arrays))
 
 
@@ -105,7 +112,8 @@ def decode_view(value: bytes) -> tuple[Header, PartitionView]:
     n_f = len(header.figure_members or ())
     figure_cells = n_f * (4 + len(header.scenarios))
     if len(value) != start + 8 * cells + 16 * pairs + 8 * figure_cells \
-            or len(header.members) != shape[0] or len(header.margin_level) != shape[0]:
+            or len(header.members) != shape[0] or len(header.margin_level) != shape[0] \
+            or len(header.event_ms) != len(header.event_counts):
         raise ValueError("not a partition view: sizes do not match the header")
     exposure, need = np.frombuffer(value, "<f8", cells, start).astype(np.float64).reshape(
         (2, *shape))
@@ -192,7 +200,8 @@ class ViewExchange(mode.Service):
                         continue
                     if header.group_id == self.settings.group_id and \
                             header.sender != self.sender:
-                        self.monitor.offer(view)
+                        self.monitor.offer(view, EventTimes(header.event_ms,
+                                                            header.event_counts))
 
     async def hand_over(self) -> None:
         """Publish every view this worker counts, and wait until they are out: called
@@ -220,6 +229,7 @@ class ViewExchange(mode.Service):
                 views = self.monitor.handover.views_to_publish(every=figures, figures=figures)
                 for view in views:
                     await self.producer.send(self.topic, encode_view(
-                        view, self.settings.group_id, self.sender),
+                        view, self.settings.group_id, self.sender,
+                        self.monitor.view_times(view.partition)),
                         key=str(view.partition).encode())
                 self.published += len(views)

@@ -29,6 +29,7 @@ from streams.kafka.admin import create_topics, wait_for_kafka
 from streams.kafka.clients import Connection, Consumer, TopicPartition
 from streams.kafka.outputs import Outputs
 from streams.kafka.sender import KeyedSender, batch_producer
+from streams.metrics import EVENT_LATENCY, MERGED_EVENT_LATENCY
 from streams.monitor import Monitor
 from streams.settings import Settings
 from streams.tally import LATENCY_BUCKETS
@@ -256,11 +257,11 @@ async def throughput_rows(lab: Lab, topics: t.Topics, total: int) -> list[dict[s
     return rows
 
 
-def _histogram(metrics: str) -> list[float]:
-    """Cumulative bucket counts of the latency histogram, lowest bound first."""
+def _histogram(metrics: str, name: str = EVENT_LATENCY) -> list[float]:
+    """Cumulative bucket counts of a latency histogram, lowest bound first."""
     buckets = {}
     for line in metrics.splitlines():
-        if line.startswith("ccp_event_latency_seconds_bucket"):
+        if line.startswith(f"{name}_bucket"):
             bound = line.split('le="')[1].split('"')[0]
             buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
     return [buckets[bound] for bound in sorted(buckets)]
@@ -343,11 +344,13 @@ class Workers:
         results = {(d["credit"]["cover2"], d["liquidity"]["cover2"]) for d in documents}
         return counted >= read and len(results) == 1 and all(d["complete"] for d in documents)
 
-    def histogram(self) -> list[float]:
-        """Cumulative bucket counts of the latency histogram, summed over the workers."""
-        each = [_histogram(http_get(worker.url("/metrics"))[1].decode())
-                for worker in self.workers]
-        return [sum(counts) for counts in zip(*each, strict=True)]
+    def histograms(self) -> dict[str, list[float]]:
+        """Cumulative bucket counts of both latency histograms, each summed over the
+        workers."""
+        pages = [http_get(worker.url("/metrics"))[1].decode() for worker in self.workers]
+        return {name: [sum(counts) for counts in zip(*(_histogram(page, name)
+                                                         for page in pages), strict=True)]
+                for name in (EVENT_LATENCY, MERGED_EVENT_LATENCY)}
 
     def signal(self, signum: signal.Signals) -> None:
         for worker in self.workers:
@@ -377,26 +380,39 @@ async def latency(lab: Lab, say: Say, workers: int = 1, partitions: int = 1) -> 
         start = time.time() + lab.plan.warmup_s
         floor = asyncio.ensure_future(_floor(lab, topics, start, start + lab.plan.latency_s))
         await asyncio.sleep(start - time.time())
-        before = group.histogram()
+        before = group.histograms()
         say(f"  measuring for {lab.plan.latency_s:g} s at {lab.plan.offered:,.0f} events/s")
         await asyncio.sleep(lab.plan.latency_s)
-        after = group.histogram()
+        after = group.histograms()
         floor_lags = await floor
     finally:
         stop_process(feed)
         group.stop()
-    window = [a - b for a, b in zip(after, before, strict=True)]
     shape = {"workers": workers, "partitions": partitions, "offered_per_s": lab.plan.offered}
-    if not window[-1]:
+    own = _window(before[EVENT_LATENCY], after[EVENT_LATENCY])
+    if not own["events"]:
         say("  no event became visible during the window: the workers are behind the feed")
-        return {**shape, "events": 0, "p50": None, "p99": None, "max": None}
+    result = {**shape, **own}
+    if workers > 1:  # another worker's trades and collateral, through its partition views
+        result["merged"] = _window(before[MERGED_EVENT_LATENCY], after[MERGED_EVENT_LATENCY])
+    if floor_lags:
+        result["floor"] = {"events": len(floor_lags),
+                           "p50": float(np.percentile(floor_lags, 50)),
+                           "p99": float(np.percentile(floor_lags, 99)), "max": max(floor_lags)}
+    return result
+
+
+def _window(before: list[float], after: list[float]) -> dict[str, Any]:
+    """Events, p50, p99 and the upper bound of the highest bucket reached, between two
+    readings of a histogram."""
+    window = [a - b for a, b in zip(after, before, strict=True)]
+    if not window[-1]:
+        return {"events": 0, "p50": None, "p99": None, "max": None}
     bounds = [*LATENCY_BUCKETS, float("inf")]
     highest = next(bound for bound, count in zip(bounds, window, strict=True)
                    if count >= window[-1])
-    return {**shape, "events": window[-1],
-            "p50": _quantile(window, 0.50), "p99": _quantile(window, 0.99), "max": highest,
-            "floor": {"events": len(floor_lags), "p50": float(np.percentile(floor_lags, 50)),
-                      "p99": float(np.percentile(floor_lags, 99)), "max": max(floor_lags)}}
+    return {"events": window[-1], "p50": _quantile(window, 0.50),
+            "p99": _quantile(window, 0.99), "max": highest}
 
 
 async def catch_up(lab: Lab, workers: int, partitions: int, say: Say) -> list[float]:
@@ -537,12 +553,15 @@ def _scale_out_table(rows: list[dict[str, Any]]) -> list[str]:
     lines = ["", f"scale-out, {partitions} partitions a topic: catch-up of a backlog, and "
                  f"latency at {offered:,.0f} events/s offered",
              f"{'workers':<8} {'events/s':>12} {'vs one':>7} {'p50 ms':>8} {'p99 ms':>8} "
-             f"{'floor p99 ms':>13}"]
+             f"{'max ms':>8} {'every worker p99/max ms':>24} {'floor p99 ms':>13}"]
     for row in rows:
         lat = row["latency_s"]
         floor = lat.get("floor", {}).get("p99")
+        merged = lat.get("merged")
+        every = f"{_ms(merged['p99'])} / {_ms(merged['max'])}" if merged else "-"
         lines.append(f"{row['workers']:<8} {row['events_per_s']:>12,.0f} {row['ratio']:>7.3f} "
-                     f"{_ms(lat['p50']):>8} {_ms(lat['p99']):>8} {_ms(floor):>13}")
+                     f"{_ms(lat['p50']):>8} {_ms(lat['p99']):>8} {_ms(lat['max']):>8} "
+                     f"{every:>24} {_ms(floor):>13}")
     return [*lines, ""]
 
 

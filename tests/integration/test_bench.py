@@ -28,6 +28,10 @@ def test_the_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     scale_out = result["scale_out"]
     assert [row["workers"] for row in scale_out] == [1, 2] and scale_out[0]["ratio"] == 1.0
     assert all(row["events_per_s"] > 0 and row["latency_s"]["events"] > 0 for row in scale_out)
+    # With two workers, each merges the other's views: their events become visible there too.
+    assert "merged" not in scale_out[0]["latency_s"]
+    merged = scale_out[1]["latency_s"]["merged"]
+    assert merged["events"] > 0 and 0 < merged["p50"] <= merged["p99"] <= merged["max"]
     assert result["startup_s"] > 0 and result["restart_s"] > 0
     assert result["peak_rss_bytes"] > 0
     assert all(part in run.stdout

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from risk.merge import MemberFigures, PartitionView, Settled
 from streams.kafka.views import decode_view, encode_view
+from streams.records import EventTimes
 
 names = st.sampled_from(["A", "B", "C", "é"])
 
@@ -45,10 +46,14 @@ def views(draw: st.DrawFn) -> PartitionView:
 
 
 @settings(max_examples=200, deadline=None)
-@given(views())
-def test_a_view_decodes_to_what_was_encoded(view: PartitionView) -> None:
-    header, decoded = decode_view(encode_view(view, "cover2", "w1"))
+@given(views(), st.lists(st.floats(1.7e9, 1.8e9), max_size=20))
+def test_a_view_decodes_to_what_was_encoded(view: PartitionView, ts: list[float]) -> None:
+    times = EventTimes.of([np.array(ts)])
+    header, decoded = decode_view(encode_view(view, "cover2", "w1", times))
     assert (header.group_id, header.sender) == ("cover2", "w1")
+    assert EventTimes(header.event_ms, header.event_counts) == times
+    assert sum(times.counts) == len(ts)
+    np.testing.assert_allclose(np.repeat(times.seconds, times.counts), np.sort(ts), atol=5e-4)
     for field in ("partition", "offsets", "scenarios", "groups", "members"):
         assert getattr(decoded, field) == getattr(view, field)
     np.testing.assert_array_equal(decoded.exposure, view.exposure)
@@ -76,6 +81,7 @@ def test_a_message_that_is_not_a_view_is_refused() -> None:
     view = PartitionView(0, (1, 2), ("S",), ("G",), (("A",),), np.ones((1, 1)), np.ones((1, 1)),
                          np.zeros(1, dtype=np.intp), Settled(("A",), ("I",), np.ones(1), {0: 3}))
     encoded = encode_view(view, "cover2", "w1")
-    for broken in (b"", b"\x00\x00\x00\x05{}", encoded[:-1], encoded + b"\x00"):
+    uneven = encode_view(view, "cover2", "w1", EventTimes((1, 2), (1,)))
+    for broken in (b"", b"\x00\x00\x00\x05{}", encoded[:-1], encoded + b"\x00", uneven):
         with pytest.raises(ValueError, match="not a partition view"):
             decode_view(broken)
