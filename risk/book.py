@@ -110,6 +110,8 @@ class Book:
         reference data and trades
     settled : (member capacity, instrument capacity) what settlements added to ``cost``:
         ``cost`` is the trades' ``sum of quantity x trade price`` plus ``settled``
+    settled_version : counts the changes of ``settled``, so that what is read of it can
+        be kept until it changes
     initial_margin, cash : (member capacity,) post-haircut collateral and its cash part
     """
 
@@ -119,6 +121,7 @@ class Book:
         self.position: FloatArray = np.zeros((0, 0))
         self.cost: FloatArray = np.zeros((0, 0))
         self.settled: FloatArray = np.zeros((0, 0))
+        self.settled_version = 0
         self.multiplier: FloatArray = np.ones(0)
         self.mark: FloatArray = np.zeros(0)
         self.has_mark: BoolArray = np.zeros(0, dtype=np.bool_)
@@ -223,6 +226,7 @@ class Book:
         self.position[members] = 0.0
         self.cost[members] = 0.0
         self.settled[members] = 0.0
+        self.settled_version += 1
         for array in (self.variation_margin, self.initial_margin, self.cash):
             array[members] = 0.0
         self.collateral_ts[members] = -np.inf
@@ -234,6 +238,7 @@ class Book:
         n = self.n_instruments
         marked = self.position[members, :n] * self.mark[:n]
         self.settled[members, :n] += marked - self.cost[members, :n]
+        self.settled_version += 1
         self.cost[members, :n] = marked
 
     def add_settled(self, members: IndexArray, instruments: IndexArray,
@@ -242,5 +247,6 @@ class Book:
         pairs, as settled elsewhere: the pairs' VM falls by ``multiplier x amount``."""
         self.cost[members, instruments] += amount
         self.settled[members, instruments] += amount
+        self.settled_version += 1
         self.variation_margin[: self.n_members] -= np.bincount(
             members, self.multiplier[instruments] * amount, minlength=self.n_members)

@@ -15,7 +15,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from risk.merge import GroupTotals, MemberFigures, PartitionView, aligned, merge, reaches
+from risk.merge import (
+    GroupTotals,
+    MemberFigures,
+    PartitionView,
+    Settled,
+    aligned,
+    merge,
+    reaches,
+)
 from streams import topics as t
 from streams.state import MonitorState
 
@@ -49,6 +57,8 @@ class Handover:
         self.sources: dict[str, list[int]] = {}
         self._counted: set[int] = set()
         self._unpublished: set[int] = set()
+        # What settlements added in each own partition, kept until the book's change.
+        self._settled: dict[int, tuple[int, Settled]] = {}
         self._assigned_at = 0.0
 
     def assign(self, partitions: set[int], count: int, group_size: int) -> None:
@@ -126,10 +136,18 @@ class Handover:
                    if topic == settlements}
         views = ccp.holdings.views
         return [replace(views[p], offsets=self.offsets(p),
-                        settled=replace(ccp.settled(p), through=through),
+                        settled=replace(self._settled_in(p), through=through),
                         figures=ccp.figures(p) if figures and views[p].scenarios
                         == ccp.scenarios else None)
                 for p in ready if p in views]
+
+    def _settled_in(self, partition: int) -> Settled:
+        """``ccp.settled(partition)``, worked out again only once settlements changed."""
+        version = self.state.ccp.book.settled_version
+        held = self._settled.get(partition)
+        if held is None or held[0] != version:
+            held = self._settled[partition] = (version, self.state.ccp.settled(partition))
+        return held[1]
 
     def figures(self) -> list[MemberFigures] | None:
         """Every partition's members' own figures, in partition order: this worker's own

@@ -87,6 +87,17 @@ class EventTimes:
                                return_counts=True)
         return EventTimes(tuple(ms.tolist()), tuple(counts.tolist()))
 
+    @staticmethod
+    def joined(parts: Sequence[EventTimes]) -> EventTimes:
+        """The event times of several views as one."""
+        if len(parts) == 1:
+            return parts[0]
+        ms = np.concatenate([np.array(p.milliseconds, dtype=np.int64) for p in parts])
+        counts = np.concatenate([np.array(p.counts, dtype=np.int64) for p in parts])
+        distinct, where = np.unique(ms, return_inverse=True)
+        return EventTimes(tuple(distinct.tolist()),
+                          tuple(np.bincount(where, counts).astype(np.int64).tolist()))
+
     @property
     def seconds(self) -> np.ndarray:
         """Each distinct event time in seconds."""

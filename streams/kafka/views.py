@@ -2,8 +2,10 @@
 
 A message is one partition's view, whole: a small JSON header (who sent it,
 the partition, the input offsets it includes, the scenario, group and member
-ids) and then the exposure and need matrices as little-endian float64, and
-what settlements added to the partition's positions' cost, for its next owner.
+ids) and then the exposure and need matrices, each as a bitmap of its non-zero
+cells and their values as little-endian float64 (most credit exposures are
+zero), and what settlements added to the partition's positions' cost, for its
+next owner.
 Whole views, not changes, so that a reader needs only the latest view of a
 partition, and a new owner's view replaces the old owner's at once.
 
@@ -60,6 +62,9 @@ class Header(msgspec.Struct, frozen=True):
     # The event times (ms) of the trades and collateral newly included, and their counts.
     event_ms: tuple[int, ...] = ()
     event_counts: tuple[int, ...] = ()
+    # Non-zero cells of the exposure and need matrices.
+    exposure_nonzero: int = 0
+    need_nonzero: int = 0
 
 
 def _numbered(names: tuple[str, ...]) -> tuple[tuple[str, ...], bytes]:
@@ -77,8 +82,8 @@ def encode_view(view: PartitionView, group_id: str, sender: str,
     own figures: vm, initial margin, cash, settlement obligation, and their P&L by
     scenario (members x scenarios). The header carries ``times``, the event times of the
     trades and collateral the view newly includes."""
-    settled, arrays = view.settled, [view.exposure.astype("<f8").tobytes(),
-                                     view.need.astype("<f8").tobytes()]
+    exposure, need = _sparse(view.exposure), _sparse(view.need)
+    settled, arrays = view.settled, [*exposure, *need]
     through, pairs = None, 0
     members: tuple[str, ...] = ()
     instruments: tuple[str, ...] = ()
@@ -96,30 +101,57 @@ def encode_view(view: PartitionView, group_id: str, sender: str,
         group_id, sender, view.partition, view.offsets, view.scenarios, view.groups,
         view.members, tuple(view.margin_level.tolist()), through, members, instruments, pairs,
         figures.members if figures is not None else None,
-        *((times.milliseconds, times.counts) if times is not None else ())))
+        *((times.milliseconds, times.counts) if times is not None else ((), ())),
+        len(exposure[1]) // 8, len(need[1]) // 8))
     return b"".join((_LENGTH.pack(len(header)), header, *arrays))
+
+
+def _sparse(matrix: np.ndarray) -> tuple[bytes, bytes]:
+    """A matrix as the bitmap of its non-zero cells (row-major) and their values."""
+    flat = np.ascontiguousarray(matrix, dtype="<f8").ravel()
+    nonzero = flat != 0.0
+    return np.packbits(nonzero).tobytes(), flat[nonzero].tobytes()
+
+
+def _dense(value: bytes, at: int, shape: tuple[int, int], nonzero: int) -> np.ndarray:
+    """The matrix :func:`_sparse` wrote at ``at``; ValueError if the bitmap does not match."""
+    cells = shape[0] * shape[1]
+    mask = np.unpackbits(np.frombuffer(value, np.uint8, (cells + 7) // 8, at),
+                         count=cells).astype(np.bool_)
+    if int(mask.sum()) != nonzero:
+        raise ValueError("not a partition view: a bitmap does not match its values")
+    out = np.zeros(cells)
+    out[mask] = np.frombuffer(value, "<f8", nonzero, at + (cells + 7) // 8)
+    return out.reshape(shape)
+
+
+def decode_header(value: bytes) -> tuple[Header, int]:
+    """The header of a message and where its arrays start; ValueError if it is not a view."""
+    try:
+        (length,) = _LENGTH.unpack_from(value)
+        return msgspec.json.decode(value[4:4 + length], type=Header), 4 + length
+    except (struct.error, msgspec.DecodeError) as error:
+        raise ValueError(f"not a partition view: {error}") from None
 
 
 def decode_view(value: bytes) -> tuple[Header, PartitionView]:
     """The header and the view of a message; ValueError if it is not one."""
-    try:
-        (length,) = _LENGTH.unpack_from(value)
-        header = msgspec.json.decode(value[4:4 + length], type=Header)
-    except (struct.error, msgspec.DecodeError) as error:
-        raise ValueError(f"not a partition view: {error}") from None
+    header, start = decode_header(value)
     shape = (len(header.groups), len(header.scenarios))
-    start, cells, pairs = 4 + length, 2 * shape[0] * shape[1], header.settled_pairs
+    bitmap, pairs = (shape[0] * shape[1] + 7) // 8, header.settled_pairs
+    matrices = 2 * bitmap + 8 * (header.exposure_nonzero + header.need_nonzero)
     n_f = len(header.figure_members or ())
     figure_cells = n_f * (4 + len(header.scenarios))
-    if len(value) != start + 8 * cells + 16 * pairs + 8 * figure_cells \
+    if len(value) != start + matrices + 16 * pairs + 8 * figure_cells \
             or len(header.members) != shape[0] or len(header.margin_level) != shape[0] \
             or len(header.event_ms) != len(header.event_counts):
         raise ValueError("not a partition view: sizes do not match the header")
-    exposure, need = np.frombuffer(value, "<f8", cells, start).astype(np.float64).reshape(
-        (2, *shape))
+    exposure = _dense(value, start, shape, header.exposure_nonzero)
+    need = _dense(value, start + bitmap + 8 * header.exposure_nonzero, shape,
+                  header.need_nonzero)
     settled = None
     if header.through is not None:
-        start += 8 * cells
+        start += matrices
         member_numbers = np.frombuffer(value, "<i4", pairs, start)
         instrument_numbers = np.frombuffer(value, "<i4", pairs, start + 4 * pairs)
         amount = np.frombuffer(value, "<f8", pairs, start + 8 * pairs).astype(np.float64)
@@ -133,7 +165,7 @@ def decode_view(value: bytes) -> tuple[Header, PartitionView]:
                           amount, header.through)
     figures = None
     if header.figure_members is not None:
-        at = 4 + length + 8 * cells + 16 * pairs
+        at = len(value) - 8 * figure_cells
         flat = np.frombuffer(value, "<f8", figure_cells, at).astype(np.float64)
         vm, im, cash, obligation = flat[:4 * n_f].reshape(4, n_f)
         figures = MemberFigures(header.figure_members, header.scenarios, vm, im, cash,
@@ -191,17 +223,34 @@ class ViewExchange(mode.Service):
         while not self.should_stop:
             batch = await self.consumer.getmany(timeout_ms=100)
             for records in batch.values():
-                for record in records:
-                    try:
-                        header, view = decode_view(record.value or b"")
-                    except ValueError as error:
-                        log.warning("skipping offset %d of %s: %s", record.offset, self.topic,
-                                    error)
-                        continue
-                    if header.group_id == self.settings.group_id and \
-                            header.sender != self.sender:
-                        self.monitor.offer(view, EventTimes(header.event_ms,
-                                                            header.event_counts))
+                self._offer(records)
+
+    def _offer(self, records: list[Any]) -> None:
+        """Hand the monitor the other workers' views among ``records``. Only the newest view
+        of a partition from a sender is decoded (and any that carries figures); the event
+        times of those passed over go with the next one offered."""
+        headers: list[tuple[Header, int, bytes]] = []
+        for record in records:
+            try:
+                header, _ = decode_header(record.value or b"")
+            except ValueError as error:
+                log.warning("skipping offset %d of %s: %s", record.offset, self.topic, error)
+                continue
+            if header.group_id == self.settings.group_id and header.sender != self.sender:
+                headers.append((header, record.offset, record.value))
+        newest = {(h.sender, h.partition): offset for h, offset, _ in headers}
+        times: dict[tuple[str, int], list[EventTimes]] = {}
+        for header, offset, value in headers:
+            key = (header.sender, header.partition)
+            times.setdefault(key, []).append(EventTimes(header.event_ms, header.event_counts))
+            if offset != newest[key] and header.figure_members is None:
+                continue
+            try:
+                _, view = decode_view(value)
+            except ValueError as error:
+                log.warning("skipping offset %d of %s: %s", offset, self.topic, error)
+                continue
+            self.monitor.offer(view, EventTimes.joined(times.pop(key)))
 
     async def hand_over(self) -> None:
         """Publish every view this worker counts, and wait until they are out: called
@@ -219,17 +268,24 @@ class ViewExchange(mode.Service):
     async def _publish(self) -> None:
         assert self.producer is not None
         figures_at = 0.0
+        sent: list[asyncio.Future[Any]] = []
         while not self.should_stop:
             await asyncio.sleep(self.settings.merge_interval)
-            if self.monitor.handover.group_size > 1:
-                # Now and then every view, with its members' own figures for the others'
-                # reverse stress test (they need more than group totals).
-                figures = time.monotonic() - figures_at >= self.settings.reverse_stress_interval
-                figures_at = time.monotonic() if figures else figures_at
-                views = self.monitor.handover.views_to_publish(every=figures, figures=figures)
-                for view in views:
-                    await self.producer.send(self.topic, encode_view(
-                        view, self.settings.group_id, self.sender,
-                        self.monitor.view_times(view.partition)),
-                        key=str(view.partition).encode())
-                self.published += len(views)
+            if self.monitor.handover.group_size <= 1:
+                continue
+            # One round in flight at most: while the broker has not taken the last round,
+            # wait, and then send the views as they are by then, not a queue of old ones.
+            if not all(future.done() for future in sent):
+                continue
+            for future in sent:
+                future.result()  # a view that could not be sent stops the worker
+            # Now and then every view, with its members' own figures for the others'
+            # reverse stress test (they need more than group totals).
+            figures = time.monotonic() - figures_at >= self.settings.reverse_stress_interval
+            figures_at = time.monotonic() if figures else figures_at
+            views = self.monitor.handover.views_to_publish(every=figures, figures=figures)
+            sent = [await self.producer.send(
+                self.topic, encode_view(view, self.settings.group_id, self.sender,
+                                        self.monitor.view_times(view.partition)),
+                key=str(view.partition).encode()) for view in views]
+            self.published += len(views)
