@@ -175,8 +175,9 @@ class Monitor:
             return records
         return [r for r in records if r.offset >= first]
 
-    def ingest(self, batches: Iterable[Sequence[Record]]) -> Effects:
-        """Apply batches of per-message records (trades, prices, collateral), then refresh."""
+    def ingest(self, batches: Iterable[Sequence[Record]], refresh: bool = True) -> Effects:
+        """Apply batches of per-message records (trades, prices, collateral), then refresh
+        (unless the caller refreshes later, once for several ingests)."""
         effects = Effects()
         decoded: dict[str, list[Any]] = {t.TRADES: [], t.PRICES: [], t.COLLATERAL: []}
         times: dict[str, list[np.ndarray]] = {t.TRADES: [], t.PRICES: [], t.COLLATERAL: []}
@@ -206,7 +207,8 @@ class Monitor:
                              (t.COLLATERAL, self._apply_collateral)):
             if decoded[topic]:
                 apply(decoded[topic], np.concatenate(times[topic]))
-        effects.calls = self.refresh()
+        if refresh:
+            effects.calls = self.refresh()
         return effects
 
     def _believable(self, topic: str, records: Sequence[Record], messages: list[Any],

@@ -97,6 +97,7 @@ class Ingest(mode.Service):
         self.assigned = False
         self._applied: dict[TopicPartition, int] = {}
         self._commit: asyncio.Task[None] | None = None
+        self._refreshing: asyncio.Future[None] | None = None
         self._committed_at = 0.0
 
     async def on_start(self) -> None:
@@ -172,6 +173,17 @@ class Ingest(mode.Service):
         if self.monitor.dirty:
             await self.outputs.send(Effects(calls=self.monitor.refresh()))
 
+    def _refresh_soon(self) -> None:
+        """Refresh once the other loop has had its turn: a batch of trades and one of
+        prices fetched together are refreshed (and ranked) once."""
+        if self._refreshing is None or self._refreshing.done():
+            self._refreshing = asyncio.ensure_future(self._refresh_next())
+
+    @supervised("refreshing the results")
+    async def _refresh_next(self) -> None:
+        await asyncio.sleep(0)
+        await self.refresh()
+
     @mode.Service.task
     @supervised("the ingest loop (trades, collateral)", lambda self: self.reading(self.consumer))
     async def _consume(self) -> None:
@@ -181,9 +193,10 @@ class Ingest(mode.Service):
             batch = await consumer.getmany(timeout_ms=IDLE_POLL_MS,
                                            max_records=self.settings.max_batch)
             if batch:
-                await self.outputs.send(monitor.ingest(batch.values()))
+                await self.outputs.send(monitor.ingest(batch.values(), refresh=False))
                 self._applied.update({tp: records[-1].offset + 1
                                       for tp, records in batch.items()})
+                self._refresh_soon()
             else:
                 await self.refresh()
             self._commit_soon()
@@ -196,4 +209,5 @@ class Ingest(mode.Service):
             batch = await self.prices.getmany(timeout_ms=IDLE_POLL_MS,
                                               max_records=self.settings.max_batch)
             if batch:
-                await self.outputs.send(self.monitor.ingest(batch.values()))
+                await self.outputs.send(self.monitor.ingest(batch.values(), refresh=False))
+                self._refresh_soon()
