@@ -9,12 +9,14 @@ already includes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
 from typing import Any, cast
 
 import faust
+import numpy as np
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from prometheus_client import CollectorRegistry, generate_latest
 
@@ -43,6 +45,8 @@ from streams.web_security import (
 
 log = logging.getLogger(__name__)
 
+# How often the event-loop lag is probed, in seconds.
+LOOP_PROBE_S = 0.01
 # The text exposition format; aiohttp sets the charset itself.
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
 
@@ -186,6 +190,16 @@ def create_app(settings: Settings, store: CheckpointStore,
     async def reverse_stress() -> None:
         await monitor.reverse_stress()
 
+    @supervised("the event-loop lag probe")
+    async def probe_loop_lag() -> None:
+        # How late a short sleep wakes: the longest stall of the loop in each probe.
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time() + LOOP_PROBE_S
+            await asyncio.sleep(LOOP_PROBE_S)
+            monitor.tally.loop_lag.observe(np.array([max(0.0, loop.time() - asked)]))
+
+    app.task(probe_loop_lag)
     app.timer(settings.reverse_stress_interval)(reverse_stress)
     app.timer(settings.recompute_interval)(recompute)
     app.timer(settings.publish_interval)(publish_cover2)

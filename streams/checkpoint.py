@@ -13,6 +13,7 @@ import asyncio
 import logging
 import os
 import pickle
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,18 +43,27 @@ class CheckpointStore:
         return self.directory / f"{self.worker}.state"
 
     def dump(self, state: MonitorState) -> bytes:
-        """The checkpoint's bytes; taken in the event loop so that it is consistent."""
+        """The checkpoint's bytes."""
         return pickle.dumps((FORMAT, self.topic_prefix, state), protocol=pickle.HIGHEST_PROTOCOL)
 
-    def write(self, data: bytes) -> None:
-        """Write a dumped checkpoint (safe to run in a thread): temp file, fsync, rename."""
+    def cut(self, state: MonitorState) -> Cut:
+        """Write ``state`` as it is now to a temporary file, from a forked child process:
+        the fork is the consistent cut, and the child's copy-on-write memory spares the
+        worker's event loop the pickling. :meth:`Cut.keep` puts the file in place."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        temp = self.path.with_suffix(f".tmp{os.getpid()}")
-        with open(temp, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, self.path)
+        temp = self.path.with_suffix(f".tmp{os.getpid()}-{time.monotonic_ns()}")
+        pid = os.fork()
+        if pid == 0:  # the child: write and leave, running nothing of the worker's
+            code = 1
+            try:
+                with open(temp, "wb") as out:
+                    out.write(self.dump(state))
+                    out.flush()
+                    os.fsync(out.fileno())
+                code = 0
+            finally:
+                os._exit(code)  # the parent reports a failure by this exit code
+        return Cut(pid, temp, self.path)
 
     def load(self) -> MonitorState | None:
         """The saved state, or None when there is none that fits these topics."""
@@ -75,6 +85,24 @@ class CheckpointStore:
         return state
 
 
+@dataclass(frozen=True)
+class Cut:
+    """A checkpoint being written by a child process."""
+
+    pid: int
+    temp: Path
+    path: Path
+
+    async def keep(self) -> None:
+        """Wait for the child, then replace the checkpoint with what it wrote."""
+        _, status = await asyncio.to_thread(os.waitpid, self.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            raise RuntimeError(f"the process writing the checkpoint {self.temp} exited with "
+                               f"{code}: is the disk full or the state directory not writable?")
+        os.replace(self.temp, self.path)
+
+
 class Checkpointer(mode.Service):
     """Saves the state every ``interval`` seconds and when the worker stops."""
 
@@ -85,11 +113,11 @@ class Checkpointer(mode.Service):
         self.interval = interval
 
     async def save(self) -> None:
-        """Dump in the event loop (a consistent cut), write in a thread once every margin
-        call and dead letter of what the cut includes is out."""
-        data = self.store.dump(self.monitor_state)
+        """Cut the state (a forked child writes it), and keep it once every margin call and
+        dead letter of what the cut includes is out."""
+        cut = self.store.cut(self.monitor_state)
         await self.outputs.delivered()
-        await asyncio.to_thread(self.store.write, data)
+        await cut.keep()
 
     @mode.Service.task
     @supervised("the checkpoint", lambda self: str(self.store.path))

@@ -44,6 +44,7 @@ LIQUIDITY_SCENARIO = "ccp_liquidity_cover2_scenario"
 EVENTS = "ccp_events"  # exposed as ccp_events_total
 EVENT_LATENCY = "ccp_event_latency_seconds"
 MERGED_EVENT_LATENCY = "ccp_merged_event_latency_seconds"
+LOOP_LAG = "ccp_event_loop_lag_seconds"
 LAST_EVENT_TIMESTAMP = "ccp_last_event_timestamp_seconds"
 MARGIN_CALLS = "ccp_margin_calls"  # exposed as ccp_margin_calls_total
 GROUP_MARGIN_CALLS = "ccp_group_margin_calls"  # exposed as ccp_group_margin_calls_total
@@ -222,3 +223,5 @@ class ResultsCollector(Collector):
         yield _histogram(MERGED_EVENT_LATENCY, "Event time to the moment its effect is visible "
                          "in these metrics through another worker's partition view (several "
                          "workers: their trades and collateral)", tally.merged_latency)
+        yield _histogram(LOOP_LAG, "How late the event loop ran a 10 ms sleep: its stalls",
+                         tally.loop_lag)

@@ -48,6 +48,7 @@ class Tally:
     last_event_ts: dict[str, float] = field(default_factory=dict)
     latency: Latency = field(default_factory=Latency)
     merged_latency: Latency = field(default_factory=Latency)
+    loop_lag: Latency = field(default_factory=Latency)
 
     def count(self, topic: str, outcome: str, n: int) -> None:
         """Add ``n`` events of ``topic`` with ``outcome``."""

@@ -29,7 +29,7 @@ from streams.kafka.admin import create_topics, wait_for_kafka
 from streams.kafka.clients import Connection, Consumer, TopicPartition
 from streams.kafka.outputs import Outputs
 from streams.kafka.sender import KeyedSender, batch_producer
-from streams.metrics import EVENT_LATENCY, MERGED_EVENT_LATENCY
+from streams.metrics import EVENT_LATENCY, LOOP_LAG, MERGED_EVENT_LATENCY
 from streams.monitor import Monitor
 from streams.settings import Settings
 from streams.tally import LATENCY_BUCKETS
@@ -350,7 +350,7 @@ class Workers:
         pages = [http_get(worker.url("/metrics"))[1].decode() for worker in self.workers]
         return {name: [sum(counts) for counts in zip(*(_histogram(page, name)
                                                          for page in pages), strict=True)]
-                for name in (EVENT_LATENCY, MERGED_EVENT_LATENCY)}
+                for name in (EVENT_LATENCY, MERGED_EVENT_LATENCY, LOOP_LAG)}
 
     def signal(self, signum: signal.Signals) -> None:
         for worker in self.workers:
@@ -392,7 +392,7 @@ async def latency(lab: Lab, say: Say, workers: int = 1, partitions: int = 1) -> 
     own = _window(before[EVENT_LATENCY], after[EVENT_LATENCY])
     if not own["events"]:
         say("  no event became visible during the window: the workers are behind the feed")
-    result = {**shape, **own}
+    result = {**shape, **own, "loop_lag": _window(before[LOOP_LAG], after[LOOP_LAG])}
     if workers > 1:  # another worker's trades and collateral, through its partition views
         result["merged"] = _window(before[MERGED_EVENT_LATENCY], after[MERGED_EVENT_LATENCY])
     if floor_lags:
@@ -578,6 +578,8 @@ def table(result: dict[str, Any]) -> str:
               (f"  floor, a bare consumer of the same topics: p50 "
                f"{lat['floor']['p50'] * 1e3:.1f} ms, p99 {lat['floor']['p99'] * 1e3:.1f} ms, "
                f"max {lat['floor']['max'] * 1e3:.0f} ms" if lat.get("floor") else ""),
+              f"  the worker's event loop in the window: stalls p99 "
+              f"{_ms(lat['loop_lag']['p99'])} ms, longest <= {_ms(lat['loop_lag']['max'])} ms",
               *_scale_out_table(result["scale_out"]),
               f"start-up to healthy: {result['startup_s']:.2f} s",
               f"restart after kill -9 to healthy and caught up: {result['restart_s']:.2f} s",

@@ -25,6 +25,7 @@ def test_the_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     assert result["scale"]["members"] > 0 and result["events"] > 0
     latency = result["latency_s"]
     assert latency["events"] > 0 and 0 < latency["p50"] <= latency["p99"] <= latency["max"]
+    assert latency["loop_lag"]["events"] > 0  # the loop-lag probe ran through the window
     scale_out = result["scale_out"]
     assert [row["workers"] for row in scale_out] == [1, 2] and scale_out[0]["ratio"] == 1.0
     assert all(row["events_per_s"] > 0 and row["latency_s"]["events"] > 0 for row in scale_out)

@@ -19,7 +19,8 @@ CONTRACT = [
     metrics.CREDIT_GROUP_EXPOSURE, metrics.LIQUIDITY_COVER2, metrics.LIQUIDITY_QUALIFYING,
     metrics.LIQUIDITY_HEADROOM, metrics.LIQUIDITY_TOP_DRAIN, metrics.LIQUIDITY_GROUP_DRAIN,
     "ccp_events_total", metrics.EVENT_LATENCY + "_bucket", metrics.LAST_EVENT_TIMESTAMP,
-    "ccp_margin_calls_total",
+    "ccp_margin_calls_total", metrics.MERGED_EVENT_LATENCY + "_bucket",
+    metrics.LOOP_LAG + "_bucket",
 ]
 
 
