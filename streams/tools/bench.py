@@ -57,6 +57,9 @@ class Plan:
 
 FULL = Plan("large", 1_430_000, 3, 20_000, 20_000.0, 10.0, 15.0, 10.0)
 QUICK = Plan("demo", 20_000, 1, 5_000, 1_000.0, 2.0, 3.0, 2.0)
+# How long the latency run waits for the workers to catch up with the feed (at xl, the
+# 2,000 scenarios take a while to apply) before its warm-up and window.
+CATCH_UP_S = 120.0
 # The scale-out rows: one and two workers on topics of this many partitions each.
 SCALE_OUT_PARTITIONS = 2
 
@@ -370,13 +373,23 @@ async def latency(lab: Lab, say: Say, workers: int = 1, partitions: int = 1) -> 
         [sys.executable, "-m", "streams.cli", "simulate", "--broker", f"kafka://{lab.bootstrap}",
          "--topic-prefix", topics.prefix, "--rate", str(lab.plan.offered), "--scale",
          lab.plan.scale, "--seed", str(lab.seed), "--seconds",
-         str(lab.plan.warmup_s + lab.plan.latency_s + 60)],
+         str(CATCH_UP_S + lab.plan.warmup_s + lab.plan.latency_s + 60)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         def ready() -> bool:
             documents = group.settled(lab.market.scale.scenarios, partitions)
             return documents is not None and all(d["counts"]["trades"] > 0 for d in documents)
         await eventually(ready, 300, "the latency feed flowing")
+
+        def caught_up() -> bool:  # the reference data applied, the workers at the feed
+            documents = group.documents()
+            return documents is not None and all(time.time() - d["as_of"] < 1.0
+                                                 for d in documents)
+        try:
+            await eventually(caught_up, CATCH_UP_S, "the workers caught up with the feed")
+        except TimeoutError:
+            say(f"  the workers are still behind the feed after {CATCH_UP_S:g} s; "
+                "measuring anyway")
         start = time.time() + lab.plan.warmup_s
         floor = asyncio.ensure_future(_floor(lab, topics, start, start + lab.plan.latency_s))
         await asyncio.sleep(start - time.time())
