@@ -130,7 +130,7 @@ class Report:
         boundaries = {p.start for p in self.periods[1:]}
         starting = None
         monitor = self.replay.monitor
-        applied = 0
+        applied = period = 0
         results: Results | None = None
         for at in [*times, end]:
             fresh = False
@@ -150,15 +150,13 @@ class Report:
             if at == end:
                 break
             peaks = self.timeline.observe(at, results)
-            period = self._period(at)
+            while at >= self.periods[period].end:
+                period += 1
             for side, new in (("credit", peaks.credit), ("liquidity", peaks.liquidity)):
                 if new and results is not None:
                     self.peaks[period, side] = self._peak_state(results)
             progress(applied, iso(at) or "")
         self.timeline.close()
-
-    def _period(self, at: float) -> int:
-        return next(i for i, p in enumerate(self.periods) if p.start <= at < p.end)
 
     def _peak_state(self, results: Results) -> PeakState:
         monitor = self.replay.monitor
