@@ -215,6 +215,7 @@ def cover2_chart(report: Json, side: Side) -> Figure:
     ax.step(x, daily(days, side.resources), where="mid", color=RESOURCES, linewidth=1.6,
             label=side.resources_label)
     ax.plot(x, daily(days, side.peak), color=EXPOSURE, linewidth=1.4, label=side.peak_label)
+    ax.margins(y=0.1)  # a flat line of resources at the top stays clear of the frame
     ax.set_ylim(bottom=0)
     ax.set_title(f"{side.name}: daily peak cover-2 against resources")
     fig.legend(loc="outside lower center", ncols=2)
