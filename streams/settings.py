@@ -204,7 +204,7 @@ def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None =
     for f in dataclasses.fields(settings_type):
         if names is not None and f.name not in names:
             continue
-        flags = ("--" + f.name.replace("_", "-"), *ALIASES.get(f.name, ()))
+        flags = (*ALIASES.get(f.name, ()), "--" + f.name.replace("_", "-"))  # usage shows the first
         default = defaults.get(f.name, f.default)
         text = f"{f.metadata['help']} [{env_name(f.name)}, default {default!r}]"
         if isinstance(f.default, bool):
