@@ -32,6 +32,8 @@ from risk.model import FloatArray, Resources
 POSITIONS, PRICES, SCENARIOS, RESOURCES = ("positions and collateral", "prices", "scenarios",
                                            "resources")
 FAMILIES = (POSITIONS, PRICES, SCENARIOS, RESOURCES)
+# The four figures an attribution follows: of :class:`Figures` and of :class:`Change`.
+FOLLOWED = ("credit_cover2", "credit_headroom", "liquidity_cover2", "liquidity_headroom")
 
 
 @dataclass(frozen=True)
@@ -104,10 +106,7 @@ class Figures:
 
     def minus(self, other: Figures) -> Change:
         """The change from ``other`` to these figures."""
-        return Change(self.credit_cover2 - other.credit_cover2,
-                      self.credit_headroom - other.credit_headroom,
-                      self.liquidity_cover2 - other.liquidity_cover2,
-                      self.liquidity_headroom - other.liquidity_headroom)
+        return Change(*(getattr(self, name) - getattr(other, name) for name in FOLLOWED))
 
 
 @dataclass(frozen=True)
@@ -122,9 +121,12 @@ class Change:
     @staticmethod
     def total(changes: Sequence[Change]) -> Change:
         """The changes added up (each figure with :func:`math.fsum`)."""
-        return Change(*(math.fsum(getattr(c, name) for c in changes)
-                        for name in ("credit_cover2", "credit_headroom", "liquidity_cover2",
-                                     "liquidity_headroom")))
+        return Change(*(math.fsum(getattr(c, name) for c in changes) for name in FOLLOWED))
+
+
+def followed(figures: Figures | Change) -> dict[str, float]:
+    """The four followed figures by name."""
+    return {name: getattr(figures, name) for name in FOLLOWED}
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,12 @@ def decode_header(value: bytes) -> tuple[Header, int]:
 def decode_view(value: bytes) -> tuple[Header, PartitionView]:
     """The header and the view of a message; ValueError if it is not one."""
     header, start = decode_header(value)
+    return header, view_of(header, start, value)
+
+
+def view_of(header: Header, start: int, value: bytes) -> PartitionView:
+    """The view of a message whose header :func:`decode_header` read; ValueError if the rest
+    does not match it."""
     shape = (len(header.groups), len(header.scenarios))
     bitmap, pairs = (shape[0] * shape[1] + 7) // 8, header.settled_pairs
     matrices = 2 * bitmap + 8 * (header.exposure_nonzero + header.need_nonzero)
@@ -170,7 +176,7 @@ def decode_view(value: bytes) -> tuple[Header, PartitionView]:
         vm, im, cash, obligation = flat[:4 * n_f].reshape(4, n_f)
         figures = MemberFigures(header.figure_members, header.scenarios, vm, im, cash,
                                 obligation, flat[4 * n_f:].reshape(n_f, len(header.scenarios)))
-    return header, PartitionView(header.partition, header.offsets, header.scenarios,
+    return PartitionView(header.partition, header.offsets, header.scenarios,
                                  header.groups, header.members, exposure, need,
                                  np.array(header.margin_level, dtype=np.intp), settled, figures)
 
@@ -229,24 +235,24 @@ class ViewExchange(mode.Service):
         """Hand the monitor the other workers' views among ``records``. Only the newest view
         of a partition from a sender is decoded (and any that carries figures); the event
         times of those passed over go with the next one offered."""
-        headers: list[tuple[Header, int, bytes]] = []
+        headers: list[tuple[Header, int, int, bytes]] = []
         for record in records:
             try:
-                header, _ = decode_header(record.value or b"")
+                header, start = decode_header(record.value or b"")
             except ValueError as error:
                 log.warning("skipping offset %d of %s: %s", record.offset, self.topic, error)
                 continue
             if header.group_id == self.settings.group_id and header.sender != self.sender:
-                headers.append((header, record.offset, record.value))
-        newest = {(h.sender, h.partition): offset for h, offset, _ in headers}
+                headers.append((header, start, record.offset, record.value))
+        newest = {(h.sender, h.partition): offset for h, _, offset, _ in headers}
         times: dict[tuple[str, int], list[EventTimes]] = {}
-        for header, offset, value in headers:
+        for header, start, offset, value in headers:
             key = (header.sender, header.partition)
             times.setdefault(key, []).append(EventTimes(header.event_ms, header.event_counts))
             if offset != newest[key] and header.figure_members is None:
                 continue
             try:
-                _, view = decode_view(value)
+                view = view_of(header, start, value)
             except ValueError as error:
                 log.warning("skipping offset %d of %s: %s", offset, self.topic, error)
                 continue

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from risk.attribution import POSITIONS, Attribution, Change, Figures, attribute, inputs_of
+from risk.attribution import POSITIONS, Attribution, Change, attribute, followed, inputs_of
 from risk.cover import Cover
 from risk.desk import Concentration, credit_concentration, liquidity_concentration
 from risk.liquidity import provided
@@ -293,18 +293,6 @@ def _multiplier(multiplier: Multiplier | None) -> dict[str, Any] | None:
             "groups": [t.group for t in multiplier.top]}
 
 
-def _figures(figures: Figures) -> dict[str, float]:
-    return {"credit_cover2": figures.credit_cover2, "credit_headroom": figures.credit_headroom,
-            "liquidity_cover2": figures.liquidity_cover2,
-            "liquidity_headroom": figures.liquidity_headroom}
-
-
-def _change_row(change: Change) -> dict[str, float]:
-    return {"credit_cover2": change.credit_cover2, "credit_headroom": change.credit_headroom,
-            "liquidity_cover2": change.liquidity_cover2,
-            "liquidity_headroom": change.liquidity_headroom}
-
-
 def _at_end(results: Results | None) -> dict[str, float] | None:
     if results is None:
         return None
@@ -341,14 +329,14 @@ def _attribution(attribution: Attribution, start: float, end: float) -> dict[str
                                        -abs(s.change.liquidity_headroom)))[:TOP_GROUPS]
     return {
         "from_iso": _iso_s(start), "to_iso": _iso_s(end),
-        "start": _figures(attribution.start), "end": _figures(attribution.end),
-        "steps": [{"family": s.family, "group": s.group, **_change_row(s.change)}
+        "start": followed(attribution.start), "end": followed(attribution.end),
+        "steps": [{"family": s.family, "group": s.group, **followed(s.change)}
                   for s in attribution.steps],
-        "families": [{"family": family, **_change_row(change)}
+        "families": [{"family": family, **followed(change)}
                      for family, change in attribution.by_family()],
-        "top_groups": [{"group": s.group, **_change_row(s.change)} for s in top],
-        "sum": _change_row(Change.total([s.change for s in attribution.steps])),
-        "change": _change_row(attribution.end.minus(attribution.start)),
+        "top_groups": [{"group": s.group, **followed(s.change)} for s in top],
+        "sum": followed(Change.total([s.change for s in attribution.steps])),
+        "change": followed(attribution.end.minus(attribution.start)),
     }
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from risk.periods import PERIOD_KINDS
 from streams.settings import Settings, env_name, setting
 
 SCALE_NAMES = ("demo", "large", "xl")
-PERIODS = ("day", "month", "quarter")
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class ToolSettings(Settings):
         if self.scale not in SCALE_NAMES:
             raise ValueError(f"unknown scale {self.scale!r}: choose demo, large or xl "
                              f"(--scale, {env_name('scale')})")
-        if self.period not in PERIODS:
+        if self.period not in PERIOD_KINDS:
             raise ValueError(f"unknown period {self.period!r}: choose day, month or quarter "
                              f"(--period, {env_name('period')})")
         if not self.resolution > 0:

@@ -3,6 +3,7 @@ evaluation times, attributes each change exactly, and reports the breach day."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from risk.periods import midnight
 from risk.plain import PlainCcp, plain_results
 from risk.results import Results
 from streams import topics as t
@@ -83,16 +85,22 @@ async def plain_results_at(broker: str, prefix: str, times: list[float]) -> dict
     return out
 
 
+def simulated(broker: str, prefix: str, start: str, days: int, per_day: int) -> list[str]:
+    """Write a history with `cover2 simulate --start`; the flags that reach its topics."""
+    kafka = ["--broker", f"kafka://{broker}", "--topic-prefix", prefix]
+    made = cover2("simulate", *kafka, "--start", start, "--days", str(days),
+                  "--events-per-day", str(per_day))
+    assert made.returncode == 0, made.stderr
+    return kafka
+
+
 def close(got: float, want: float, scale: float) -> bool:
     return abs(got - want) <= MONEY_ATOL + MONEY_RTOL * scale
 
 
 async def test_two_quarters_equal_the_plain_model_and_report_the_breach(
         broker: str, prefix: str, tmp_path: Path) -> None:
-    kafka = ["--broker", f"kafka://{broker}", "--topic-prefix", prefix]
-    made = cover2("simulate", *kafka, "--start", "2026-01-05", "--days", "125",
-                  "--events-per-day", "80")
-    assert made.returncode == 0, made.stderr
+    kafka = simulated(broker, prefix, "2026-01-05", 125, 80)
     out = tmp_path / "report"
     done = cover2("report", *kafka, "--from", FIRST_DAY, "--to", LAST_DAY, "--out", str(out))
     assert done.returncode == 0, done.stderr
@@ -157,17 +165,12 @@ async def test_two_quarters_equal_the_plain_model_and_report_the_breach(
 
 
 def _day(day: dict[str, Any]) -> float:
-    import datetime as dt
-
-    return dt.datetime.fromisoformat(day["date"]).replace(tzinfo=dt.UTC).timestamp()
+    return midnight(dt.date.fromisoformat(day["date"]))
 
 
 async def test_a_report_that_cannot_be_made_says_why_in_one_line(
         broker: str, prefix: str, tmp_path: Path) -> None:
-    kafka = ["--broker", f"kafka://{broker}", "--topic-prefix", prefix]
-    made = cover2("simulate", *kafka, "--start", "2026-03-02", "--days", "3",
-                  "--events-per-day", "20")
-    assert made.returncode == 0, made.stderr
+    kafka = simulated(broker, prefix, "2026-03-02", 3, 20)
     blocked = tmp_path / "a-file"
     blocked.write_text("")
     for flags, says in (
