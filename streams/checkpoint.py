@@ -26,7 +26,7 @@ from streams.state import MonitorState
 
 log = logging.getLogger(__name__)
 
-FORMAT = 5
+FORMAT = 6
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,7 @@ class Plausibility:
     max_future_skew_s: float = 300.0
     shock_min: float = -1.0
     shock_max: float = 10.0
+    dedupe_window_s: float = 7 * 86_400.0
 
     def ahead(self, ts: np.ndarray, now: float) -> np.ndarray:
         """Which event times ``ts`` (seconds) are too far ahead of ``now``: (n,) bool."""
@@ -129,6 +130,14 @@ class Plausibility:
         return (f"event time ts={ts!r} is {ts - now:,.0f} s ahead of this worker's clock, more "
                 f"than COVER2_MAX_FUTURE_SKEW ({self.max_future_skew_s:g} s): ts is in epoch "
                 "seconds, not milliseconds")
+
+    def expired_reason(self, trade_id: str, ts: float, clock: float) -> str:
+        """Why a trade too old to be told from a re-send is refused."""
+        return (f"trade {trade_id!r} has event time ts={ts!r}, {(clock - ts) / 86_400:,.2f} days "
+                f"behind the newest trade of its partition: more than COVER2_DEDUPE_WINDOW "
+                f"({self.dedupe_window_s / 86_400:g} days), so it cannot be told from a re-send "
+                "of a trade already forgotten; send it again with its true event time, or "
+                "raise the window")
 
     def scenario_problem(self, scenario: ScenarioMessage) -> str | None:
         """Why a scenario's shocks are refused, or None."""

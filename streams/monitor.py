@@ -196,8 +196,10 @@ class Monitor:
                 ts = event_times(messages, list(map(_TIMESTAMP, records))
                                  if len(positions) == len(records)
                                  else [records[p].timestamp for p in positions])
-                messages, ts = self._believable(topic, records, messages, positions, ts,
-                                                effects)
+                messages, positions, ts = self._believable(topic, records, messages,
+                                                           positions, ts, effects)
+                if topic == t.TRADES:
+                    messages, ts = self._unseen(records, messages, positions, ts, effects)
                 decoded[topic] += messages
                 times[topic].append(ts)
                 if topic in t.MEMBER_KEYED and self.handover.group_size > 1:
@@ -213,17 +215,33 @@ class Monitor:
 
     def _believable(self, topic: str, records: Sequence[Record], messages: list[Any],
                     positions: list[int], ts: np.ndarray,
-                    effects: Effects) -> tuple[list[Any], np.ndarray]:
-        """The messages whose event time is not too far ahead; the others are refused."""
+                    effects: Effects) -> tuple[list[Any], list[int], np.ndarray]:
+        """The messages whose event time is not too far ahead, their positions and event
+        times; the others are refused."""
         now = self.clock()
         ahead = self.plausibility.ahead(ts, now)
         if not ahead.any():
-            return messages, ts
+            return messages, positions, ts
         for i in np.flatnonzero(ahead).tolist():
             self._reject(records[positions[i]], topic,
                          self.plausibility.future_reason(float(ts[i]), now), effects)
-        return [m for m, late in zip(messages, ahead.tolist(), strict=True) if not late], \
-            ts[~ahead]
+        kept = np.flatnonzero(~ahead).tolist()
+        return [messages[i] for i in kept], [positions[i] for i in kept], ts[~ahead]
+
+    def _unseen(self, records: Sequence[Record], trades: list[TradeMessage],
+                positions: list[int], ts: np.ndarray,
+                effects: Effects) -> tuple[list[TradeMessage], np.ndarray]:
+        """The trades not applied before; those older than the dedupe window are refused."""
+        admission = self.state.ledger.admit(
+            records[0].partition, list(map(_MEMBER, trades)), list(map(_TRADE_ID, trades)), ts,
+            self.plausibility.dedupe_window_s)
+        for i in admission.expired.tolist():
+            self._reject(records[positions[i]], t.TRADES, self.plausibility.expired_reason(
+                trades[i].trade_id, float(ts[i]), admission.clock), effects)
+        self.state.tally.count(t.TRADES, DUPLICATE, admission.duplicates(len(trades)))
+        if len(admission.fresh) == len(trades):
+            return trades, ts
+        return [trades[i] for i in admission.fresh.tolist()], ts[admission.fresh]
 
     def _forward_strangers(self, topic: str, records: Sequence[Record], messages: list[Any],
                            positions: list[int], effects: Effects) -> tuple[list[Any], list[int]]:
@@ -251,19 +269,11 @@ class Monitor:
             self._dirty = True
 
     def _apply_trades(self, trades: list[TradeMessage], ts: np.ndarray) -> None:
-        members = list(map(_MEMBER, trades))
-        arrived = len(trades)
-        fresh = self.state.ledger.fresh(members, list(map(_TRADE_ID, trades)))
-        if fresh is not None:  # some repeat
-            trades, members, ts = [trades[i] for i in fresh], [members[i] for i in fresh], \
-                ts[fresh]
-        self.state.tally.count(t.TRADES, DUPLICATE, arrived - len(trades))
-        if trades:
-            n = len(trades)
-            self.state.ccp.apply_trades(Trades(
-                members, list(map(_INSTRUMENT, trades)),
-                np.fromiter(map(_QUANTITY, trades), dtype=np.float64, count=n),
-                np.fromiter(map(_PRICE, trades), dtype=np.float64, count=n)))
+        n = len(trades)
+        self.state.ccp.apply_trades(Trades(
+            list(map(_MEMBER, trades)), list(map(_INSTRUMENT, trades)),
+            np.fromiter(map(_QUANTITY, trades), dtype=np.float64, count=n),
+            np.fromiter(map(_PRICE, trades), dtype=np.float64, count=n)))
         self._applied(t.TRADES, ts)
 
     def _apply_prices(self, prices: list[PriceMessage], ts: np.ndarray) -> None:
@@ -327,7 +337,7 @@ class Monitor:
     def own(self, partitions: set[int], count: int, group_size: int) -> None:
         """Hold the members of ``partitions`` (of ``count``), forgetting every other member.
 
-        A partition let go loses its members' state, their trades in the ledger and
+        A partition let go loses its members' state, its trades in the ledger and
         its input offsets: if it comes back, it is rebuilt from the start of its topics.
         """
         ccp = self.state.ccp
@@ -338,8 +348,8 @@ class Monitor:
                 f"the state was built over {getattr(held_over, 'partitions', '?')} input "
                 f"partitions and the topics now have {count}: move the state directory "
                 "aside to rebuild from the topics")
-        released = ccp.own(partitions, home_of if held_over is None else None)
-        self.state.ledger.forget({ccp.members.names[m] for m in released.tolist()})
+        ccp.own(partitions, home_of if held_over is None else None)
+        self.state.ledger.keep(partitions)
         for p in set(range(count)) - partitions:
             for topic in t.MEMBER_KEYED:
                 self.state.offsets.pop((self.topics.name(topic), p), None)

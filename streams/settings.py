@@ -92,6 +92,9 @@ class Settings:
         -1.0, "smallest relative move a scenario may shock a price by (-1: to zero; lower only "
         "for prices that can go negative)")
     shock_max: float = setting(10.0, "largest relative move a scenario may shock a price by")
+    dedupe_window: float = setting(
+        7.0, "days of event time a trade id is remembered, behind the newest trade of its "
+        "partition; an older trade is refused to the dead-letter topic")
     ready_max_lag: float = setting(
         10.0, "/readyz answers 503 when no fetch from the broker succeeded for this many seconds")
     compression: str = setting("none", "codec of what the worker writes to Kafka: none, gzip, "
@@ -116,6 +119,9 @@ class Settings:
         if not self.shock_min < 0 < self.shock_max:
             problems.append(f"scenario shock bounds [{self.shock_min}, {self.shock_max}] must "
                             f"hold 0 ({env_name('shock_min')}, {env_name('shock_max')})")
+        if not self.dedupe_window > 0:
+            problems.append(f"the dedupe window must be a positive number of days, not "
+                            f"{self.dedupe_window} ({env_name('dedupe_window')})")
         if self.compression not in COMPRESSION_CODECS:
             problems.append(f"unknown compression {self.compression!r}: choose "
                             f"{', '.join(COMPRESSION_CODECS)} ({env_name('compression')})")
@@ -150,7 +156,8 @@ class Settings:
     @property
     def plausibility(self) -> Plausibility:
         """What a well-formed message must also be to be believed."""
-        return Plausibility(self.max_future_skew, self.shock_min, self.shock_max)
+        return Plausibility(self.max_future_skew, self.shock_min, self.shock_max,
+                            self.dedupe_window * 86_400.0)
 
     @property
     def layout(self) -> Layout:

@@ -4,45 +4,14 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from risk.ccp import Ccp
+from streams.ledger import Ledger
 from streams.tally import Tally
 
 # How many of the latest settlements a worker remembers for the partitions it takes over.
 SETTLEMENTS_KEPT = 10_000
-# Separates member and trade id in the ledger's keys.
-_SEP = "\x1f"
-
-
-class Ledger:
-    """The ``(member, trade_id)`` pairs of every trade applied: a trade is applied once."""
-
-    def __init__(self) -> None:
-        self._applied: set[str] = set()
-
-    def __len__(self) -> int:
-        return len(self._applied)
-
-    def fresh(self, members: Sequence[str], trade_ids: Sequence[str]) -> list[int] | None:
-        """Remember the trades not applied yet, deciding in arrival order: their positions,
-        or None when every one is fresh (the usual case, decided in one step)."""
-        keys = list(map(_SEP.join, zip(members, trade_ids, strict=True)))
-        if self._applied.isdisjoint(keys) and len(set(keys)) == len(keys):
-            self._applied.update(keys)
-            return None
-        remember = self._applied.add
-        return [i for i, key in enumerate(keys)
-                if not (key in self._applied or remember(key))]
-
-    def forget(self, members: Collection[str]) -> None:
-        """Drop the trades of ``members``."""
-        if members:
-            self._applied = {key for key in self._applied
-                             if key.partition(_SEP)[0] not in members}
-
-
 @dataclass
 class MonitorState:
     """Everything that survives a restart; ``offsets`` are the next offsets not yet included."""
