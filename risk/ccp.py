@@ -182,11 +182,14 @@ class Ccp:
         self._apply_block(self.book.set_multiplier(j, instrument.multiplier))
 
     def upsert_scenario(self, scenario: Scenario) -> None:
-        """Add or replace a scenario; its P&L is recomputed at the next publish."""
+        """Add or replace a scenario; its P&L is recomputed at the next publish (not when
+        the same scenario is sent again)."""
         listed = self._instrument_indices(list(scenario.shocks))
         shock = np.full(len(self.instruments), scenario.default_shock)
         shock[listed] = np.fromiter(scenario.shocks.values(), dtype=np.float64,
                                     count=len(listed))
+        if self.stress.holds(scenario.scenario, shock, scenario.default_shock):
+            return
         s = self.stress.set_scenario(scenario.scenario, shock, scenario.default_shock)
         self.exposure = grown(self.exposure, s + 1, 1, 0.0)
         self.need = grown(self.need, s + 1, 1, 0.0)

@@ -69,6 +69,12 @@ class StressPnl:
             n_s = self.n_scenarios
             self.pnl[change.members, :n_s] += change.notional @ self.shock[change.instruments, :n_s]
 
+    def holds(self, scenario: str, shock: FloatArray, default_shock: float) -> bool:
+        """Whether ``scenario`` is here with exactly these shocks (n_instruments,)."""
+        s = self.scenarios.get(scenario)
+        return s is not None and bool(self.default_shock[s] == default_shock
+                    and np.array_equal(self.shock[: self.n_instruments, s], shock))
+
     def set_scenario(self, scenario: str, shock: FloatArray, default_shock: float) -> int:
         """Add or replace a scenario's shocks: (n_instruments,); P&L is left to ``reprice``."""
         s = self.scenarios.add(scenario)

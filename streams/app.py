@@ -111,7 +111,8 @@ def create_app(settings: Settings, store: CheckpointStore,
                                        lambda: monitor.tally,
                                        lambda: time.time() - monitor.refreshed_at,
                                        lambda: ready().ready, monitor.desk,
-                                       lambda: monitor.reverse))
+                                       lambda: monitor.reverse,
+                                       lambda: monitor.state.ledger))
 
     def respond(request: Any, response: web.Response) -> Any:
         status, body = response

@@ -23,6 +23,7 @@ import mode
 from streams.failure import supervised
 from streams.kafka.outputs import Outputs
 from streams.state import MonitorState
+from streams.tally import CheckpointTimes
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class CheckpointStore:
         worker's event loop the pickling. :meth:`Cut.keep` puts the file in place."""
         self.directory.mkdir(parents=True, exist_ok=True)
         temp = self.path.with_suffix(f".tmp{os.getpid()}-{time.monotonic_ns()}")
+        started = time.monotonic()
         pid = os.fork()
         if pid == 0:  # the child: write and leave, running nothing of the worker's
             code = 1
@@ -63,7 +65,7 @@ class CheckpointStore:
                 code = 0
             finally:
                 os._exit(code)  # the parent reports a failure by this exit code
-        return Cut(pid, temp, self.path)
+        return Cut(pid, temp, self.path, started, time.monotonic() - started)
 
     def load(self) -> MonitorState | None:
         """The saved state, or None when there is none that fits these topics."""
@@ -92,15 +94,20 @@ class Cut:
     pid: int
     temp: Path
     path: Path
+    started: float  # time.monotonic() at the cut
+    cut_s: float  # how long the event loop paused for it
 
-    async def keep(self) -> None:
+    async def keep(self) -> CheckpointTimes:
         """Wait for the child, then replace the checkpoint with what it wrote."""
         _, status = await asyncio.to_thread(os.waitpid, self.pid, 0)
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             raise RuntimeError(f"the process writing the checkpoint {self.temp} exited with "
                                f"{code}: is the disk full or the state directory not writable?")
+        written = CheckpointTimes(time.time(), self.cut_s, time.monotonic() - self.started,
+                                  self.temp.stat().st_size)
         os.replace(self.temp, self.path)
+        return written
 
 
 class Checkpointer(mode.Service):
@@ -117,7 +124,7 @@ class Checkpointer(mode.Service):
         dead letter of what the cut includes is out."""
         cut = self.store.cut(self.monitor_state)
         await self.outputs.delivered()
-        await cut.keep()
+        self.monitor_state.tally.checkpoint = await cut.keep()
 
     @mode.Service.task
     @supervised("the checkpoint", lambda self: str(self.store.path))

@@ -124,8 +124,9 @@ COMMANDS = {
     "worker": Command(worker, "one worker against any Kafka", tool=False),
     "simulate": Command(simulate, "a synthetic CCP market feed", FEED),
     "bench": Command(bench,
-                     "the performance benchmark: throughput, latency, start-up, restart, memory",
-                     ("scale", "seed", "quick", "json"), defaults={"scale": "large"}),
+                     "the performance benchmark: throughput, latency, start-up, restart, memory, "
+                     "and with --soak a trading week",
+                     ("scale", "seed", "quick", "soak", "json"), defaults={"scale": "large"}),
     "stress": Command(stress, "a supervisory stress test: the state as of a time, rebuilt "
                       "from the input topics, with the scenarios of a file",
                       (*KAFKA, "currency", "scenarios", "replace", "as_of", "json",

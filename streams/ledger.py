@@ -155,7 +155,7 @@ class Digests:
 
     hi: np.ndarray = field(default_factory=lambda: _EMPTY)
     lo: np.ndarray = field(default_factory=lambda: _EMPTY)
-    day: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    day: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int32))
 
     def __len__(self) -> int:
         return len(self.hi)
@@ -231,6 +231,11 @@ class PartitionLedger:
             day[found] = np.maximum(day[found], number)
         return day
 
+    def oldest_day(self) -> float:
+        """The oldest day anything is remembered under (infinity when nothing is)."""
+        return min(min(self.days, default=math.inf),
+                   float(self.live.day.min()) if len(self.live) else math.inf)
+
     def take_frozen(self, wait: bool) -> None:
         """Take in a finished move of digests into the days' arrays (waiting for it when
         ``wait``)."""
@@ -257,11 +262,16 @@ class Ledger:
     partitions: dict[int, PartitionLedger] = field(default_factory=dict)
 
     def __len__(self) -> int:
+        """How many trades are remembered (taking in the moves into arrays that are done)."""
+        for ledger in self.partitions.values():
+            ledger.take_frozen(wait=False)
         return sum(map(len, self.partitions.values()))
 
     @property
     def nbytes(self) -> int:
-        """The memory the remembered trades take."""
+        """The memory the remembered trades take (as :meth:`__len__` counts them)."""
+        for ledger in self.partitions.values():
+            ledger.take_frozen(wait=False)
         return sum(p.nbytes for p in self.partitions.values())
 
     def admit(self, partition: int, members: Sequence[str], trade_ids: Sequence[str],
@@ -276,7 +286,7 @@ class Ledger:
         clocks = np.maximum(np.maximum.accumulate(ts), ledger.clock)
         expired = ts < clocks - window
         first_days = np.floor((clocks - window) / DAY).astype(np.int64)
-        days = (ts // DAY).astype(np.int64)
+        days = (ts // DAY).astype(np.int32)
         hi, lo = digests(members, trade_ids)
         order = np.argsort(hi)  # searches go faster in order
         remembered = np.empty(len(hi), dtype=np.int64)
@@ -295,7 +305,7 @@ class Ledger:
             ledger.clock = float(clocks[-1])
         first_day = math.floor((ledger.clock - window) / DAY)
         if ledger.job is None and (len(ledger.live) >= self.live_max
-                                   or (ledger.days and min(ledger.days) < first_day)):
+                                   or ledger.oldest_day() < first_day):
             ledger.freeze(first_day, self.background)
         return Admission(fresh, np.flatnonzero(expired), ledger.clock)
 

@@ -21,6 +21,7 @@ from risk.calls import ISSUED_LEVELS
 from risk.desk import StressDesk
 from risk.results import Results
 from risk.reverse import ReverseStress
+from streams.ledger import Ledger
 from streams.tally import LATENCY_BUCKETS, Latency, Tally
 
 CREDIT_COVER2 = "ccp_credit_cover2"
@@ -45,6 +46,12 @@ EVENTS = "ccp_events"  # exposed as ccp_events_total
 EVENT_LATENCY = "ccp_event_latency_seconds"
 MERGED_EVENT_LATENCY = "ccp_merged_event_latency_seconds"
 LOOP_LAG = "ccp_event_loop_lag_seconds"
+CHECKPOINT_TIMESTAMP = "ccp_checkpoint_timestamp_seconds"
+CHECKPOINT_CUT = "ccp_checkpoint_cut_seconds"
+CHECKPOINT_WRITE = "ccp_checkpoint_write_seconds"
+CHECKPOINT_BYTES = "ccp_checkpoint_bytes"
+REMEMBERED_TRADES = "ccp_dedupe_remembered_trades"
+REMEMBERED_BYTES = "ccp_dedupe_memory_bytes"
 LAST_EVENT_TIMESTAMP = "ccp_last_event_timestamp_seconds"
 MARGIN_CALLS = "ccp_margin_calls"  # exposed as ccp_margin_calls_total
 GROUP_MARGIN_CALLS = "ccp_group_margin_calls"  # exposed as ccp_group_margin_calls_total
@@ -76,8 +83,10 @@ class ResultsCollector(Collector):
     def __init__(self, currency: str, results: Callable[[], Results | None],
                  tally: Callable[[], Tally], results_age: Callable[[], float],
                  ready: Callable[[], bool], desk: Callable[[], StressDesk],
-                 reverse: Callable[[], ReverseStress | None]) -> None:
+                 reverse: Callable[[], ReverseStress | None],
+                 ledger: Callable[[], Ledger]) -> None:
         self.currency = currency
+        self.ledger = ledger
         self.results = results
         self.tally = tally
         self.results_age = results_age
@@ -92,6 +101,11 @@ class ResultsCollector(Collector):
         yield GaugeMetricFamily(READY, "1 while /readyz answers 200 (the results are current), "
                                 "else 0", value=1.0 if self.ready() else 0.0)
         yield from self._tally(self.tally())
+        ledger = self.ledger()
+        yield GaugeMetricFamily(REMEMBERED_TRADES, "Trades remembered by the dedupe ledger",
+                                value=len(ledger))
+        yield GaugeMetricFamily(REMEMBERED_BYTES, "Memory the dedupe ledger's remembered trades "
+                                "take, in bytes", value=ledger.nbytes)
         results = self.results()
         if results is None:
             return
@@ -225,3 +239,14 @@ class ResultsCollector(Collector):
                          "workers: their trades and collateral)", tally.merged_latency)
         yield _histogram(LOOP_LAG, "How late the event loop ran a 10 ms sleep: its stalls",
                          tally.loop_lag)
+        if tally.checkpoint is not None:
+            checkpoint = tally.checkpoint
+            for name, text, value in (
+                    (CHECKPOINT_TIMESTAMP, "When the last state checkpoint was kept",
+                     checkpoint.at),
+                    (CHECKPOINT_CUT, "How long the event loop paused to cut the last "
+                     "checkpoint (a fork)", checkpoint.cut_s),
+                    (CHECKPOINT_WRITE, "How long the last checkpoint took to write, in a "
+                     "child process", checkpoint.write_s),
+                    (CHECKPOINT_BYTES, "Size of the last checkpoint", checkpoint.size)):
+                yield GaugeMetricFamily(name, text, value=value)

@@ -38,6 +38,17 @@ class Latency:
             self.total += float(latencies.sum() if weights is None else latencies @ weights)
 
 
+@dataclass(frozen=True)
+class CheckpointTimes:
+    """The last checkpoint: when it was kept (epoch seconds), how long the event loop
+    paused to cut it, how long it took to write, and its size."""
+
+    at: float
+    cut_s: float
+    write_s: float
+    size: int
+
+
 @dataclass
 class Tally:
     """Events by (topic, outcome), margin calls by (group, level label), the newest event
@@ -49,6 +60,7 @@ class Tally:
     latency: Latency = field(default_factory=Latency)
     merged_latency: Latency = field(default_factory=Latency)
     loop_lag: Latency = field(default_factory=Latency)
+    checkpoint: CheckpointTimes | None = None
 
     def count(self, topic: str, outcome: str, n: int) -> None:
         """Add ``n`` events of ``topic`` with ``outcome``."""

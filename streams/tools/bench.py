@@ -10,159 +10,51 @@ import asyncio
 import json
 import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from streams import topics as t
-from streams.codec import decode, decode_many, encode
-from streams.kafka.admin import create_topics, wait_for_kafka
-from streams.kafka.clients import Connection, Consumer, TopicPartition
+from streams.codec import decode
+from streams.kafka.admin import wait_for_kafka
+from streams.kafka.clients import TopicPartition
 from streams.kafka.outputs import Outputs
-from streams.kafka.sender import KeyedSender, batch_producer
-from streams.metrics import EVENT_LATENCY, LOOP_LAG, MERGED_EVENT_LATENCY
 from streams.monitor import Monitor
 from streams.settings import Settings
-from streams.tally import LATENCY_BUCKETS
-from streams.tools.broker import free_port, start_broker, stop_process
+from streams.tools.bench_lab import (
+    FULL,
+    QUICK,
+    Lab,
+    Plan,
+    Say,
+    Workers,
+    bench_consumer,
+    has_read,
+    hot_partitions,
+    in_ms,
+    latency,
+)
 from streams.tools.lab import Worker, eventually, http_get
-from streams.tools.market import SCALES, Feed, Market
 from streams.tools.settings import ToolSettings
+from streams.tools.soak import FULL_SOAK, QUICK_SOAK, SoakPlan, soak, soak_table
 
-Say = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How much the benchmark does."""
-
-    scale: str
-    events: int  # prepared events, 70% trades: enough for a day of state
-    repeats: int
-    batch: int
-    offered: float  # events per second for the latency run
-    warmup_s: float
-    latency_s: float
-    faust_budget_s: float
-
-
-FULL = Plan("large", 1_430_000, 3, 20_000, 20_000.0, 10.0, 15.0, 10.0)
-QUICK = Plan("demo", 20_000, 1, 5_000, 1_000.0, 2.0, 3.0, 2.0)
-# How long the latency run waits for the workers to catch up with the feed (at xl, the
-# 2,000 scenarios take a while to apply) before its warm-up and window.
-CATCH_UP_S = 120.0
 # The scale-out rows: one and two workers on topics of this many partitions each.
 SCALE_OUT_PARTITIONS = 2
-
-
-class Lab:
-    """The embedded broker, prepared topics and worker processes of one benchmark run."""
-
-    def __init__(self, plan: Plan, seed: int, say: Say) -> None:
-        self.plan, self.seed, self.say = plan, seed, say
-        self.directory = Path(tempfile.mkdtemp(prefix="cover2-bench-"))
-        port = free_port()
-        self.bootstrap = f"127.0.0.1:{port}"
-        self.connection = Connection(self.bootstrap)
-        self.broker = start_broker("127.0.0.1", port, self.directory / "broker.log")
-        self.market = Market.build(SCALES[plan.scale], seed)
-        self.workers: list[Worker] = []
-        self.feed = self.new_feed()
-
-    def close(self) -> None:
-        for worker in self.workers:
-            worker.stop()
-        stop_process(self.broker)
-
-    async def topics(self, partitions: int = 4) -> t.Topics:
-        """A fresh set of topics."""
-        topics = t.Topics(f"bench{uuid.uuid4().hex[:8]}.")
-        await create_topics(self.connection, topics, t.Layout(partitions))
-        return topics
-
-    def new_feed(self) -> Feed:
-        """The feed of this run's market and seed, from its first event."""
-        return Feed(self.market, self.seed, start_ts=time.time(), rate=1e6)
-
-    async def prepare(self, topics: t.Topics, events: int,
-                      feed: Feed | None = None) -> dict[str, int]:
-        """Reference data, opening prices and ``events`` feed events; returns counts per topic."""
-        feed = feed or self.feed
-        reference = [(topic, key.encode(), encode(value))
-                     for topic, key, value in self.market.reference_messages()]
-        opening = [(topic, key.encode(), encode(value))
-                   for topic, key, value in feed.opening_prices()]
-        await self._send(topics, reference + opening)
-        counts = {t.PRICES: len(opening)}
-        for topic, n in (await self.extend(topics, events, feed)).items():
-            counts[topic] = counts.get(topic, 0) + n
-        return counts
-
-    async def extend(self, topics: t.Topics, events: int,
-                     feed: Feed | None = None) -> dict[str, int]:
-        """``events`` more events of the feed (the lab's by default); returns counts per topic."""
-        feed = feed or self.feed
-        counts: dict[str, int] = {}
-        sent, started = 0, time.monotonic()
-        while sent < events:
-            chunk = min(50_000, events - sent)
-            messages = []
-            for topic, encoded in feed.encoded(chunk).items():
-                counts[topic] = counts.get(topic, 0) + len(encoded)
-                messages += [(topic, key, value) for key, value in encoded]
-            await self._send(topics, messages)
-            sent += chunk
-            if sent % 250_000 < chunk:
-                self.say(f"  produced {sent:,} of {events:,} events "
-                         f"({time.monotonic() - started:.0f} s)")
-        return counts
-
-    async def _send(self, topics: t.Topics, messages: list[tuple[str, bytes, bytes]]) -> None:
-        producer = batch_producer(self.connection, max_request_size=16 << 20)
-        await producer.start()
-        try:
-            await KeyedSender(producer).send(
-                (topics.name(topic), key, value) for topic, key, value in messages)
-        finally:
-            await producer.stop()
-
-    def spawn(self, topics: t.Topics, name: str, *flags: str) -> Worker:
-        """A real `cover2 worker` process on ``topics``, started."""
-        worker = Worker(self.bootstrap, topics.prefix, self.directory, name,
-                        f"{topics.prefix}cover2",
-                        ("--max-batch", str(self.plan.batch), "--log-level", "warning", *flags))
-        self.workers.append(worker.start())
-        return worker
-
-
-def _hot_partitions(consumer: Consumer, topics: t.Topics) -> list[TopicPartition]:
-    return [TopicPartition(name, p) for name in topics.names(t.HOT_INPUTS)
-            for p in sorted(consumer.partitions_for_topic(name) or ())]
-
-
-async def _consumer(lab: Lab) -> Consumer:
-    consumer = lab.connection.batch_consumer(Settings().fetch_wait)
-    await consumer.start()
-    return consumer
 
 
 async def _read(lab: Lab, topics: t.Topics, total: int,
                 handle: Callable[[dict[TopicPartition, list[Any]]], Awaitable[None] | None]
                 ) -> float:
     """Read the prepared hot topics from the start through ``handle``: events per second."""
-    consumer = await _consumer(lab)
+    consumer = await bench_consumer(lab)
     try:
         await consumer.topics()
-        consumer.assign(_hot_partitions(consumer, topics))
+        consumer.assign(hot_partitions(consumer, topics))
         await consumer.seek_to_beginning()
         seen, start = 0, time.perf_counter()
         while seen < total:
@@ -178,7 +70,7 @@ async def _read(lab: Lab, topics: t.Topics, total: int,
 
 async def _loaded_monitor(lab: Lab, topics: t.Topics, monitor: Monitor) -> Monitor:
     """Apply the prepared reference topics, as the faust agents would."""
-    consumer = await _consumer(lab)
+    consumer = await bench_consumer(lab)
     try:
         await consumer.topics()
         partitions = [TopicPartition(name, p) for name in topics.names(t.REFERENCE_INPUTS)
@@ -260,174 +152,6 @@ async def throughput_rows(lab: Lab, topics: t.Topics, total: int) -> list[dict[s
     return rows
 
 
-def _histogram(metrics: str, name: str = EVENT_LATENCY) -> list[float]:
-    """Cumulative bucket counts of a latency histogram, lowest bound first."""
-    buckets = {}
-    for line in metrics.splitlines():
-        if line.startswith(f"{name}_bucket"):
-            bound = line.split('le="')[1].split('"')[0]
-            buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
-    return [buckets[bound] for bound in sorted(buckets)]
-
-
-def _quantile(counts: list[float], q: float) -> float:
-    """A quantile from cumulative bucket counts, interpolated within its bucket."""
-    bounds = [*LATENCY_BUCKETS, float("inf")]
-    target = q * counts[-1]
-    lower_bound, lower_count = 0.0, 0.0
-    for bound, count in zip(bounds, counts, strict=True):
-        if count >= target:
-            if bound == float("inf"):
-                return lower_bound
-            span = count - lower_count
-            return lower_bound + (bound - lower_bound) * ((target - lower_count) / span
-                                                          if span else 1.0)
-        lower_bound, lower_count = bound, count
-    return lower_bound
-
-
-async def _floor(lab: Lab, topics: t.Topics, start: float, end: float) -> list[float]:
-    """Event time to receipt for a bare consumer of ``topics``, for events from ``start``
-    to ``end`` (wall clock; start it early enough to have caught up by ``start``).
-
-    It decodes each message for its event time and does nothing else: what any
-    consumer of these topics on this broker and machine sees at best.
-    """
-    consumer = await _consumer(lab)
-    lags: list[float] = []
-    try:
-        await consumer.topics()
-        consumer.assign(_hot_partitions(consumer, topics))
-        await consumer.seek_to_beginning()
-        while time.time() < end:
-            for records in (await consumer.getmany(timeout_ms=100)).values():
-                received = time.time()
-                kind = topics.short(records[0].topic)
-                messages, _, _ = decode_many(kind, [r.value for r in records])
-                lags += [received - m.ts for m in messages
-                         if m.ts is not None and start <= m.ts < end]
-        return lags
-    finally:
-        await consumer.stop()
-
-
-class Workers:
-    """Worker processes in one consumer group on the same topics."""
-
-    def __init__(self, lab: Lab, topics: t.Topics, name: str, count: int, *flags: str) -> None:
-        self.workers = [lab.spawn(topics, f"{name}-{i}", *flags) for i in range(count)]
-
-    def documents(self) -> list[dict[str, Any]] | None:
-        """Every worker's ``/cover2``, or None while one of them has none."""
-        documents = []
-        for worker in self.workers:
-            status, document = worker.get("/cover2")
-            if status != 200:
-                return None
-            documents.append(document)
-        return documents
-
-    def settled(self, scenarios: int, partitions: int) -> list[dict[str, Any]] | None:
-        """Every worker's ``/cover2`` once each has the scenarios, its own share of the
-        partitions and the whole result; None until then."""
-        documents = self.documents()
-        if documents is None:
-            return None
-        local = [d["partitions"]["local"] for d in documents]
-        ready = all(d["complete"] and d["scenarios"] == scenarios for d in documents)
-        shared = all(local) and sorted(p for ps in local for p in ps) == list(range(partitions))
-        return documents if ready and shared else None
-
-    def caught_up(self, read: int) -> bool:
-        """Whether the workers have read ``read`` events between them and serve one result."""
-        documents = self.documents()
-        if documents is None:
-            return False
-        counted = sum(sum(d["counts"].values()) - d["counts"]["forwarded"] for d in documents)
-        results = {(d["credit"]["cover2"], d["liquidity"]["cover2"]) for d in documents}
-        return counted >= read and len(results) == 1 and all(d["complete"] for d in documents)
-
-    def histograms(self) -> dict[str, list[float]]:
-        """Cumulative bucket counts of both latency histograms, each summed over the
-        workers."""
-        pages = [http_get(worker.url("/metrics"))[1].decode() for worker in self.workers]
-        return {name: [sum(counts) for counts in zip(*(_histogram(page, name)
-                                                         for page in pages), strict=True)]
-                for name in (EVENT_LATENCY, MERGED_EVENT_LATENCY, LOOP_LAG)}
-
-    def signal(self, signum: signal.Signals) -> None:
-        for worker in self.workers:
-            worker.signal(signum)
-
-    def stop(self) -> None:
-        for worker in self.workers:
-            worker.stop()
-
-
-async def latency(lab: Lab, say: Say, workers: int = 1, partitions: int = 1) -> dict[str, Any]:
-    """Event-to-metric latency at the plan's offered load, from the workers' histograms,
-    beside the floor: what a bare consumer of the same topics sees in the same window."""
-    topics = await lab.topics(partitions=partitions)
-    group = Workers(lab, topics, f"latency{workers}", workers)
-    feed = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "simulate", "--broker", f"kafka://{lab.bootstrap}",
-         "--topic-prefix", topics.prefix, "--rate", str(lab.plan.offered), "--scale",
-         lab.plan.scale, "--seed", str(lab.seed), "--seconds",
-         str(CATCH_UP_S + lab.plan.warmup_s + lab.plan.latency_s + 60)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        def ready() -> bool:
-            documents = group.settled(lab.market.scale.scenarios, partitions)
-            return documents is not None and all(d["counts"]["trades"] > 0 for d in documents)
-        await eventually(ready, 300, "the latency feed flowing")
-
-        def caught_up() -> bool:  # the reference data applied, the workers at the feed
-            documents = group.documents()
-            return documents is not None and all(time.time() - d["as_of"] < 1.0
-                                                 for d in documents)
-        try:
-            await eventually(caught_up, CATCH_UP_S, "the workers caught up with the feed")
-        except TimeoutError:
-            say(f"  the workers are still behind the feed after {CATCH_UP_S:g} s; "
-                "measuring anyway")
-        start = time.time() + lab.plan.warmup_s
-        floor = asyncio.ensure_future(_floor(lab, topics, start, start + lab.plan.latency_s))
-        await asyncio.sleep(start - time.time())
-        before = group.histograms()
-        say(f"  measuring for {lab.plan.latency_s:g} s at {lab.plan.offered:,.0f} events/s")
-        await asyncio.sleep(lab.plan.latency_s)
-        after = group.histograms()
-        floor_lags = await floor
-    finally:
-        stop_process(feed)
-        group.stop()
-    shape = {"workers": workers, "partitions": partitions, "offered_per_s": lab.plan.offered}
-    own = _window(before[EVENT_LATENCY], after[EVENT_LATENCY])
-    if not own["events"]:
-        say("  no event became visible during the window: the workers are behind the feed")
-    result = {**shape, **own, "loop_lag": _window(before[LOOP_LAG], after[LOOP_LAG])}
-    if workers > 1:  # another worker's trades and collateral, through its partition views
-        result["merged"] = _window(before[MERGED_EVENT_LATENCY], after[MERGED_EVENT_LATENCY])
-    if floor_lags:
-        result["floor"] = {"events": len(floor_lags),
-                           "p50": float(np.percentile(floor_lags, 50)),
-                           "p99": float(np.percentile(floor_lags, 99)), "max": max(floor_lags)}
-    return result
-
-
-def _window(before: list[float], after: list[float]) -> dict[str, Any]:
-    """Events, p50, p99 and the upper bound of the highest bucket reached, between two
-    readings of a histogram."""
-    window = [a - b for a, b in zip(after, before, strict=True)]
-    if not window[-1]:
-        return {"events": 0, "p50": None, "p99": None, "max": None}
-    bounds = [*LATENCY_BUCKETS, float("inf")]
-    highest = next(bound for bound, count in zip(bounds, window, strict=True)
-                   if count >= window[-1])
-    return {"events": window[-1], "p50": _quantile(window, 0.50),
-            "p99": _quantile(window, 0.99), "max": highest}
-
-
 async def catch_up(lab: Lab, workers: int, partitions: int, say: Say) -> list[float]:
     """Events per second at which ``workers`` workers in one group apply a backlog.
 
@@ -440,8 +164,8 @@ async def catch_up(lab: Lab, workers: int, partitions: int, say: Say) -> list[fl
     feed = lab.new_feed()
     read = workers * (await lab.prepare(topics, 0, feed))[t.PRICES]  # every worker reads prices
     # A stopped worker keeps its place in the group: its session outlasts the production.
-    group = Workers(lab, topics, f"catch-up{workers}", workers,
-                    "--session-timeout", "10", "--heartbeat-interval", "3")
+    group = Workers.spawned(lab, topics, f"catch-up{workers}", workers,
+                            "--session-timeout", "10", "--heartbeat-interval", "3")
     try:
         await eventually(lambda: group.settled(lab.market.scale.scenarios, partitions), 120,
                          f"{workers} workers settled in their group")
@@ -496,12 +220,7 @@ async def restart(lab: Lab, topics: t.Topics, counts: dict[str, int],
     total = sum(counts.values())
 
     def caught_up(worker: Worker) -> bool:
-        status, document = worker.get("/cover2")
-        if status != 200:
-            return False
-        c = document["counts"]
-        return bool(c["trades"] + c["duplicates"] + c["prices"] + c["collateral"] + c["stale"]
-                    + c["rejected"] >= total)
+        return has_read(worker, total)
 
     flags = ("--checkpoint-interval", "3600")
     worker = lab.spawn(topics, "restart", *flags)
@@ -522,8 +241,10 @@ async def restart(lab: Lab, topics: t.Topics, counts: dict[str, int],
     return elapsed, max(peak, worker.peak_rss())
 
 
-async def run(plan: Plan, seed: int, say: Say) -> dict[str, Any]:
-    """The whole benchmark; returns the results in the shape `--json` writes."""
+async def run(plan: Plan, seed: int, say: Say,
+              soak_plan: SoakPlan | None = None) -> dict[str, Any]:
+    """The whole benchmark, with the soak when ``soak_plan`` is given; returns the results
+    in the shape `--json` writes."""
     lab = Lab(plan, seed, say)
     try:
         await wait_for_kafka(lab.connection)
@@ -547,17 +268,17 @@ async def run(plan: Plan, seed: int, say: Say) -> dict[str, Any]:
         startup_s = await startup(lab)
         say("restart after kill -9")
         restart_s, peak = await restart(lab, topics, counts, say)
-        return {"scale": {"name": plan.scale, "members": scale.members, "groups": scale.groups,
-                          "instruments": scale.instruments, "scenarios": scale.scenarios},
-                "events": hot, "rows": rows, "latency_s": latency_result,
-                "scale_out": scale_out_rows,
-                "startup_s": startup_s, "restart_s": restart_s, "peak_rss_bytes": peak}
+        result = {"scale": {"name": plan.scale, "members": scale.members,
+                            "groups": scale.groups, "instruments": scale.instruments,
+                            "scenarios": scale.scenarios},
+                  "events": hot, "rows": rows, "latency_s": latency_result,
+                  "scale_out": scale_out_rows,
+                  "startup_s": startup_s, "restart_s": restart_s, "peak_rss_bytes": peak}
+        if soak_plan is not None:
+            result["soak"] = await soak(lab, soak_plan, say, latency_result)
+        return result
     finally:
         lab.close()
-
-
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1e3:.1f}"
 
 
 def _scale_out_table(rows: list[dict[str, Any]]) -> list[str]:
@@ -571,10 +292,10 @@ def _scale_out_table(rows: list[dict[str, Any]]) -> list[str]:
         lat = row["latency_s"]
         floor = lat.get("floor", {}).get("p99")
         merged = lat.get("merged")
-        every = f"{_ms(merged['p99'])} / {_ms(merged['max'])}" if merged else "-"
+        every = f"{in_ms(merged['p99'])} / {in_ms(merged['max'])}" if merged else "-"
         lines.append(f"{row['workers']:<8} {row['events_per_s']:>12,.0f} {row['ratio']:>7.3f} "
-                     f"{_ms(lat['p50']):>8} {_ms(lat['p99']):>8} {_ms(lat['max']):>8} "
-                     f"{every:>24} {_ms(floor):>13}")
+                     f"{in_ms(lat['p50']):>8} {in_ms(lat['p99']):>8} {in_ms(lat['max']):>8} "
+                     f"{every:>24} {in_ms(floor):>13}")
     return [*lines, ""]
 
 
@@ -592,19 +313,22 @@ def table(result: dict[str, Any]) -> str:
                f"{lat['floor']['p50'] * 1e3:.1f} ms, p99 {lat['floor']['p99'] * 1e3:.1f} ms, "
                f"max {lat['floor']['max'] * 1e3:.0f} ms" if lat.get("floor") else ""),
               f"  the worker's event loop in the window: stalls p99 "
-              f"{_ms(lat['loop_lag']['p99'])} ms, longest <= {_ms(lat['loop_lag']['max'])} ms",
+              f"{in_ms(lat['loop_lag']['p99'])} ms, longest <= {in_ms(lat['loop_lag']['max'])} ms",
               *_scale_out_table(result["scale_out"]),
               f"start-up to healthy: {result['startup_s']:.2f} s",
               f"restart after kill -9 to healthy and caught up: {result['restart_s']:.2f} s",
               f"peak RSS of the worker: {result['peak_rss_bytes'] / 2**20:,.0f} MiB"]
+    if "soak" in result:
+        lines += soak_table(result["soak"])
     return "\n".join(lines)
 
 
 def main(settings: ToolSettings, say: Say) -> None:
     """Run the plan the settings choose, print the table, and write the JSON if asked."""
     plan = QUICK if settings.quick else replace(FULL, scale=settings.scale)
+    soak_plan = (QUICK_SOAK if settings.quick else FULL_SOAK) if settings.soak else None
     json_path = settings.json
-    result = asyncio.run(run(plan, settings.seed, say))
+    result = asyncio.run(run(plan, settings.seed, say, soak_plan))
     say("\n" + table(result))
     if json_path:
         Path(json_path).write_text(json.dumps(result, indent=2))

@@ -148,10 +148,17 @@ class Worker:
 
     def peak_rss(self) -> int:
         """The process's peak resident memory so far, in bytes."""
+        return self._memory("VmHWM")
+
+    def rss(self) -> int:
+        """The process's resident memory now, in bytes."""
+        return self._memory("VmRSS")
+
+    def _memory(self, field: str) -> int:
         assert self.process is not None, "not started"
         status = Path(f"/proc/{self.process.pid}/status").read_text()
         return int(next(line for line in status.splitlines()
-                        if line.startswith("VmHWM")).split()[1]) * 1024
+                        if line.startswith(field)).split()[1]) * 1024
 
     def tail(self, lines: int = 40) -> str:
         """The last ``lines`` of its log."""

@@ -27,6 +27,8 @@ class ToolSettings(Settings):
     seed: int = setting(1, "seed of the synthetic market")
     scale: str = setting("demo", "size of the synthetic market: demo, large or xl")
     quick: bool = setting(False, "cover2 bench: a small smoke run that checks it works")
+    soak: bool = setting(False, "cover2 bench: also run a trading week through one worker "
+                         "(ten million trades at the large scale; a few minutes)")
     json: str = setting("", "cover2 bench, cover2 stress: also write the results as JSON to "
                         "this file")
     scenarios: str = setting("", "cover2 stress: a JSON list of ccp.scenarios messages to add "

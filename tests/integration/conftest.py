@@ -41,8 +41,9 @@ def workers(broker: str, prefix: str, tmp_path: Path) -> Iterator[list[Worker]]:
 
 @pytest.fixture
 def spawn(broker: str, prefix: str, tmp_path: Path, workers: list[Worker]) -> Spawn:
-    def start(name: str = "w1") -> Worker:
-        worker = Worker(broker, prefix, tmp_path, name, f"{prefix}cover2", TEST_FLAGS).start()
+    def start(name: str = "w1", *flags: str) -> Worker:
+        worker = Worker(broker, prefix, tmp_path, name, f"{prefix}cover2",
+                        (*TEST_FLAGS, *flags)).start()
         workers.append(worker)
         return worker
     return start

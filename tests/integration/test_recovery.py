@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 import pytest
@@ -143,10 +144,10 @@ def assert_matches_plain(worker: Worker, plain: PlainCcp) -> None:
                 want.drain_by_group_scenario[g, s], abs=tolerance)
 
 
-async def worker_with_reference_data(spawn: Spawn, feed: Feed,
-                                     rng: random.Random) -> tuple[Worker, PlainCcp]:
+async def worker_with_reference_data(spawn: Spawn, feed: Feed, rng: random.Random,
+                                     *flags: str) -> tuple[Worker, PlainCcp]:
     """A healthy worker that has applied the reference data, and the reference with it."""
-    worker = await spawn().healthy()
+    worker = await spawn("w1", *flags).healthy()
     messages, plain = reference_data(rng)
     await send(feed, messages)
     await eventually(lambda: worker.get("/cover2")[1]["scenarios"] == 5, what="scenarios")
@@ -179,4 +180,106 @@ async def test_kill_9_and_an_upstream_replay_change_nothing(spawn: Spawn, feed: 
     await send(feed, [m for m in stream if m[0] == "trades"])  # upstream re-sends every trade
     apply_plain(plain, stream)
     await eventually(lambda: applied(worker, stream), what="the whole stream applied once")
+    assert_matches_plain(worker, plain)
+
+
+DAY = 86_400.0
+MIDNIGHT = 20_000 * DAY  # 2024-10-04, a Friday: the days below are its and the next two
+
+
+def trading(rng: random.Random, day: int, first_hour: float, hours: float, n: int,
+            first_id: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """``n`` trades and prices of every member, evenly over the hours of ``day``."""
+    out: list[tuple[str, str, dict[str, Any]]] = []
+    for i in range(n):
+        ts = MIDNIGHT + day * DAY + (first_hour + hours * i / n) * 3_600
+        m, j = MEMBERS[i % len(MEMBERS)], rng.choice(INSTRUMENTS)
+        out.append(("trades", m, {"trade_id": f"T{first_id + i}", "member": m,
+                                  "instrument": j, "quantity": rng.choice([-7, -1, 2, 9]),
+                                  "price": round(rng.uniform(50, 150), 2), "ts": ts}))
+        if i % 3 == 0:
+            out.append(("prices", j, {"instrument": j, "price": round(rng.uniform(50, 150), 2),
+                                      "ts": ts}))
+    return out
+
+
+def metric(worker: Worker, name: str) -> float:
+    """A sample of ``/metrics``, -inf while it is absent."""
+    page = worker.get("/metrics")[1]
+    return float(next((line.split()[-1] for line in page.splitlines()
+                       if line.startswith(f"{name} ")), "-inf"))
+
+
+async def settle_and_checkpoint(worker: Worker, feed: Feed, ts: float) -> None:
+    """Settle everyone at ``ts`` once the worker holds everything before it, and wait for
+    a checkpoint that includes the settlement (a replay does not cross it)."""
+    await send(feed, [("settlements", "*", {"member": "*", "ts": ts})])
+    await eventually(lambda: metric(worker, 'ccp_last_event_timestamp_seconds{topic='
+                                            '"settlements"}') >= ts, what="the settlement")
+    after = time.time()
+    await eventually(lambda: metric(worker, "ccp_checkpoint_timestamp_seconds") > after,
+                     what="a checkpoint after the settlement")
+
+
+def trades_of(stream: list[tuple[str, str, dict[str, Any]]]) -> list[tuple[str, str, Any]]:
+    return [m for m in stream if m[0] == "trades"]
+
+
+async def test_days_with_settlements_and_the_dedupe_window_survive_kill_9(
+        spawn: Spawn, feed: Feed) -> None:
+    """Three days with a one-day window: re-sends within it are duplicates, older ones are
+    refused, day 1 is forgotten once day 3 begins, and kill -9 in the middle of day 2
+    and again after the expiry changes none of it."""
+    rng = random.Random(23)
+    worker, plain = await worker_with_reference_data(spawn, feed, rng, "--dedupe-window", "1")
+    day1 = trading(rng, 0, 9.0, 7.5, 600, 0)  # 09:00 to 16:30
+    day2 = trading(rng, 1, 9.0, 3.0, 900, 10_000)  # 09:00 to 12:00
+    day3 = trading(rng, 2, 9.0, 1.0, 300, 20_000)  # 09:00 to 10:00
+    early1, late1 = trades_of(day1)[:8], trades_of(day1)[-8:]  # about 09:00 and 16:25
+    late2 = trades_of(day2)[-8:]  # about 11:58
+
+    await send(feed, day1)
+    await eventually(lambda: applied(worker, day1), what="day 1")
+    await settle_and_checkpoint(worker, feed, MIDNIGHT + 17 * 3_600)
+    apply_plain(plain, day1)
+    plain.settle(None)
+
+    half = len(day2) // 2
+    await send(feed, day2[:half])
+    await eventually(lambda: worker.get("/cover2")[1]["counts"]["trades"] > 700,
+                     what="part of day 2 applied")
+    worker.kill()  # mid-day: part of day 2 is applied, part is not
+    await send(feed, day2[half:])
+    worker.start()
+    await worker.healthy()
+    # Each partition's clock is now about day 2 12:00: day 1's 09:00 is more than a day
+    # behind it (refused), day 1's 16:25 is not (duplicates); every day-2 trade repeats.
+    await send(feed, early1 + late1 + trades_of(day2))
+    apply_plain(plain, day2)
+    sent = day1 + day2
+    await eventually(lambda: worker.get("/cover2")[1]["counts"]["rejected"] == len(early1)
+                     and applied(worker, sent), what="day 2, its re-sends refused or repeated")
+
+    await send(feed, day3)
+    apply_plain(plain, day3)
+    sent += day3
+    await eventually(lambda: applied(worker, sent), what="day 3")
+    # Day 1 is wholly more than a day behind every clock (about day 3 10:00): forgotten,
+    # so its re-sends are now refused; day 2's 11:58 is still remembered.
+    remembered = len(trades_of(day2)) + len(trades_of(day3))
+    await eventually(lambda: metric(worker, "ccp_dedupe_remembered_trades") == remembered,
+                     what="day 1 forgotten")
+    worker.kill()
+    worker.start()
+    await worker.healthy()
+    await send(feed, late1 + late2)
+    duplicates = len(late1) + len(trades_of(day2)) + len(late2)
+    rejected = len(early1) + len(late1)
+
+    def counted() -> bool:
+        counts = worker.get("/cover2")[1]["counts"]
+        return (counts["trades"], counts["duplicates"], counts["rejected"]) == \
+            (len(trades_of(sent)), duplicates, rejected)
+    await eventually(counted, what="every trade applied once, the late ones refused")
+    assert metric(worker, "ccp_dedupe_remembered_trades") == remembered
     assert_matches_plain(worker, plain)

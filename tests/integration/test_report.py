@@ -16,21 +16,11 @@ from risk.periods import midnight
 from risk.plain import PlainCcp, plain_results
 from risk.results import Results
 from streams import topics as t
-from streams.codec import (
-    CollateralMessage,
-    InstrumentMessage,
-    MemberMessage,
-    PriceMessage,
-    ResourcesMessage,
-    ScenarioMessage,
-    SettlementMessage,
-    Tombstone,
-    TradeMessage,
-    decode,
-)
+from streams.codec import decode
 from streams.kafka.clients import Connection
 from streams.kafka.history import read_inputs
 from streams.tools.broker import free_port
+from streams.tools.plain_inputs import apply_to_plain
 from streams.tools.replay import in_event_time_order
 from tests.tolerances import MONEY_ATOL, MONEY_RTOL
 
@@ -44,30 +34,6 @@ def cover2(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=600)
 
 
-def apply(plain: PlainCcp, topic: str, message: Any) -> None:
-    """One decoded input message, by the plain model's rules."""
-    if isinstance(message, TradeMessage):
-        plain.trade(message.member, message.instrument, message.quantity, message.price)
-    elif isinstance(message, PriceMessage):
-        plain.price(message.instrument, message.price, message.ts)
-    elif isinstance(message, CollateralMessage):
-        plain.post_collateral(message.member, message.initial_margin, message.cash, message.ts)
-    elif isinstance(message, SettlementMessage):
-        plain.settle(None if message.member == "*" else message.member)
-    elif isinstance(message, MemberMessage):
-        plain.upsert_member(message.to_model())
-    elif isinstance(message, InstrumentMessage):
-        plain.upsert_instrument(message.to_model())
-    elif isinstance(message, ScenarioMessage):
-        plain.upsert_scenario(message.to_model())
-    elif isinstance(message, ResourcesMessage):
-        plain.set_resources(message.to_model())
-    elif isinstance(message, Tombstone):
-        (plain.remove_member if topic == t.MEMBERS else plain.remove_scenario)(message.key)
-    else:
-        raise AssertionError(f"unexpected {message!r} on {topic}")
-
-
 async def plain_results_at(broker: str, prefix: str, times: list[float]) -> dict[float, Results]:
     """The plain model's results as of each time: every input message with event time at
     or before it, in event-time order."""
@@ -79,7 +45,8 @@ async def plain_results_at(broker: str, prefix: str, times: list[float]) -> dict
         while applied < len(ordered) and ordered[applied][0] <= at:
             record = ordered[applied][1]
             topic = topics.short(record.topic)
-            apply(plain, topic, decode(topic, record.key, record.value))
+            apply_to_plain(plain, topic, decode(topic, record.key, record.value),
+                           ordered[applied][0])
             applied += 1
         out[at] = plain_results(plain)
     return out

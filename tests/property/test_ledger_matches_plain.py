@@ -3,6 +3,7 @@ frozen, saved and restored."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import pickle
 
@@ -46,7 +47,7 @@ def ledger_decisions(stream: list[tuple[int, str, str, int]], window: float, cut
     ledger = Ledger(live_max=live_max, background=False)
     out: list[str] = []
     bounds = sorted({0, len(stream), *(c % (len(stream) + 1) for c in cuts)})
-    for first, last in zip(bounds, bounds[1:], strict=False):
+    for first, last in itertools.pairwise(bounds):
         if first == save_at:
             ledger = pickle.loads(pickle.dumps(ledger))
         batch = stream[first:last]

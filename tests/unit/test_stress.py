@@ -231,3 +231,15 @@ def test_book_batches_keep_pnl_equal_to_the_full_recompute(
             stress.apply_block(book.set_multiplier(int(j), k))
         assert_money(stress.pnl[:N_MEMBERS, :stress.n_scenarios],
                      loop_pnl(book.notional(), shock))
+
+
+def test_a_scenario_sent_again_unchanged_is_recognised() -> None:
+    shocks = np.array([[0.1, -0.2], [0.05, 0.3], [-0.4, 0.0]])
+    stress = stress_of(2, shocks)
+    same, default = shocks[:, 0].copy(), float(stress.default_shock[0])
+    assert stress.holds("S0", same, default)
+    moved = same.copy()
+    moved[1] += 1e-12
+    assert not stress.holds("S0", moved, default)
+    assert not stress.holds("S0", same, default + 0.01)
+    assert not stress.holds("S9", same, default)
