@@ -41,7 +41,7 @@ _C1, _C2 = _U64(0xFF51AFD7ED558CCD), _U64(0xC4CEB9FE1A85EC53)
 _SEEDS = (_U64(0x9E3779B97F4A7C15), _U64(0x632BE59BD9B4E019))
 _EMPTY = np.zeros(0, dtype=np.uint64)
 # The day of a digest remembered nowhere.
-NOWHERE = np.iinfo(np.int64).min
+NOWHERE = np.int64(np.iinfo(np.int64).min)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -165,7 +165,7 @@ class Digests:
         if not len(self.hi):
             return np.full(len(hi), NOWHERE, dtype=np.int64)
         at = _find(self.hi, self.lo, hi, lo)
-        return np.where(at >= 0, self.day[at], NOWHERE)
+        return np.where(at >= 0, self.day[at].astype(np.int64), NOWHERE)
 
     def with_(self, other: Digests) -> Digests:
         """These digests and ``other``'s."""

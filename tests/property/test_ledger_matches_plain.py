@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from streams.ledger import DAY, Ledger, digests
 
 HOUR = 3_600.0
-START = 1_750_000_000.0  # a Sunday, 14:13 UTC: days turn within the streams
+# A Sunday at 14:13 UTC, and the epoch's first hours (day 0): days turn within the streams.
+STARTS = (1_750_000_000.0, 1_000.0)
 APPLIED, DUPLICATE, EXPIRED = "applied", "duplicate", "expired"
 
 trades = st.lists(st.tuples(st.integers(0, 1),  # partition
@@ -24,12 +25,13 @@ trades = st.lists(st.tuples(st.integers(0, 1),  # partition
                   max_size=60)
 
 
-def plain_decisions(stream: list[tuple[int, str, str, int]], window: float) -> list[str]:
+def plain_decisions(stream: list[tuple[int, str, str, int]], window: float,
+                    start: float) -> list[str]:
     """Every trade kept; each decided against all before it in its partition."""
     out: list[str] = []
     for i, (partition, member, trade_id, hours) in enumerate(stream):
-        ts = START + hours * HOUR
-        before = [(m, t, START + h * HOUR, out[j]) for j, (p, m, t, h) in enumerate(stream[:i])
+        ts = start + hours * HOUR
+        before = [(m, t, start + h * HOUR, out[j]) for j, (p, m, t, h) in enumerate(stream[:i])
                   if p == partition]
         horizon = max([ts] + [b[2] for b in before]) - window
         if ts < horizon:
@@ -42,8 +44,8 @@ def plain_decisions(stream: list[tuple[int, str, str, int]], window: float) -> l
     return out
 
 
-def ledger_decisions(stream: list[tuple[int, str, str, int]], window: float, cuts: list[int],
-                     live_max: int, save_at: int) -> list[str]:
+def ledger_decisions(stream: list[tuple[int, str, str, int]], window: float, start: float,
+                     cuts: list[int], live_max: int, save_at: int) -> list[str]:
     ledger = Ledger(live_max=live_max, background=False)
     out: list[str] = []
     bounds = sorted({0, len(stream), *(c % (len(stream) + 1) for c in cuts)})
@@ -56,7 +58,7 @@ def ledger_decisions(stream: list[tuple[int, str, str, int]], window: float, cut
             at = [i for i, b in enumerate(batch) if b[0] == partition]
             admission = ledger.admit(partition, [batch[i][1] for i in at],
                                      [batch[i][2] for i in at],
-                                     np.array([START + batch[i][3] * HOUR for i in at]), window)
+                                     np.array([start + batch[i][3] * HOUR for i in at]), window)
             for k, i in enumerate(at):
                 decided[i] = APPLIED if k in set(admission.fresh.tolist()) else \
                     EXPIRED if k in set(admission.expired.tolist()) else DUPLICATE
@@ -65,13 +67,13 @@ def ledger_decisions(stream: list[tuple[int, str, str, int]], window: float, cut
 
 
 @settings(max_examples=400, deadline=None)
-@given(trades, st.sampled_from([0.5 * DAY, DAY, 2 * DAY, 7 * DAY]),
+@given(trades, st.sampled_from([0.5 * DAY, DAY, 2 * DAY, 7 * DAY]), st.sampled_from(STARTS),
        st.lists(st.integers(0, 60), max_size=8), st.integers(1, 6), st.integers(0, 60))
 def test_every_trade_is_decided_as_the_plain_rule_does(
-        stream: list[tuple[int, str, str, int]], window: float, cuts: list[int],
+        stream: list[tuple[int, str, str, int]], window: float, start: float, cuts: list[int],
         live_max: int, save_at: int) -> None:
-    assert ledger_decisions(stream, window, cuts, live_max, save_at) == \
-        plain_decisions(stream, window)
+    assert ledger_decisions(stream, window, start, cuts, live_max, save_at) == \
+        plain_decisions(stream, window, start)
 
 
 @settings(max_examples=200, deadline=None)
@@ -92,9 +94,9 @@ def test_a_remembered_trade_costs_at_most_24_bytes() -> None:
     for day in range(3):
         for batch in range(40):
             ids = [f"T{day}-{batch}-{i}" for i in range(5_000)]
-            ts = np.full(len(ids), START + day * DAY + batch)
+            ts = np.full(len(ids), STARTS[0] + day * DAY + batch)
             assert len(ledger.admit(0, ["M1"] * len(ids), ids, ts, 7 * DAY).fresh) == len(ids)
     ledger.partitions[0].take_frozen(wait=True)
     assert len(ledger) == 600_000
     assert ledger.nbytes / len(ledger) <= 24
-    assert math.isclose(ledger.partitions[0].clock, START + 2 * DAY + 39)
+    assert math.isclose(ledger.partitions[0].clock, STARTS[0] + 2 * DAY + 39)
