@@ -38,6 +38,7 @@ from streams.metrics import (
     REMEMBERED_TRADES,
 )
 from streams.settings import Settings
+from streams.tally import LATENCY_BUCKETS
 from streams.tools.bench_lab import (
     Lab,
     Say,
@@ -189,7 +190,11 @@ class Soak:
             days = []
             for d, (day, messages) in enumerate(self.history.trading_days(), 1):
                 days.append(await self._day(worker, sender, topics, d, day, messages))
-            stalls = in_window(stalls_before, _histogram_of(worker))
+            stalls_after = _histogram_of(worker)
+            stalls = in_window(stalls_before, stalls_after)
+            within_50ms = LATENCY_BUCKETS.index(0.05)
+            stalls_over_50ms = (stalls_after[-1] - stalls_after[within_50ms]) - \
+                (stalls_before[-1] - stalls_before[within_50ms])
             counts = worker.get("/cover2")[1]["counts"]
             difference = self.sample.difference(worker)
             say(f"  the sample of {SAMPLE_GROUPS} groups differs from the plain model by "
@@ -217,6 +222,7 @@ class Soak:
             "trades": self.trades, "events": self.sent, "first_day": str(self.start),
             "window_days": WINDOW_DAYS, "rate_per_s": self.plan.rate, "days": days,
             "max_loop_stall_s": stalls["max"], "loop_stall_p99_s": stalls["p99"],
+            "loop_stalls": stalls["events"], "loop_stalls_over_50ms": stalls_over_50ms,
             "latency_p99_start_s": start_latency["p99"], "latency_p99_end_s": end_latency["p99"],
             "latency_start": start_latency, "latency_end": end_latency,
             "restart_s": restart_s,
@@ -337,7 +343,8 @@ def soak_table(result: dict[str, Any]) -> list[str]:
     lines += [f"RSS after day {len(days)} over RSS after day 1: "
               f"{days[-1]['rss_bytes'] / days[0]['rss_bytes']:.2f}",
               f"longest event-loop stall over the week: <= {in_ms(result['max_loop_stall_s'])} ms "
-              f"(p99 {in_ms(result['loop_stall_p99_s'])} ms)",
+              f"(p99 {in_ms(result['loop_stall_p99_s'])} ms; {result['loop_stalls_over_50ms']:,.0f} "
+              f"of {result['loop_stalls']:,.0f} probes over 50 ms)",
               f"latency p99 at {result['latency_end']['offered_per_s']:,.0f} events/s: "
               f"{in_ms(result['latency_p99_start_s'])} ms at the start (a fresh worker), "
               f"{in_ms(result['latency_p99_end_s'])} ms with the week held",
