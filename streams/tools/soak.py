@@ -343,8 +343,9 @@ def soak_table(result: dict[str, Any]) -> list[str]:
     lines += [f"RSS after day {len(days)} over RSS after day 1: "
               f"{days[-1]['rss_bytes'] / days[0]['rss_bytes']:.2f}",
               f"longest event-loop stall over the week: <= {in_ms(result['max_loop_stall_s'])} ms "
-              f"(p99 {in_ms(result['loop_stall_p99_s'])} ms; {result['loop_stalls_over_50ms']:,.0f} "
-              f"of {result['loop_stalls']:,.0f} probes over 50 ms)",
+              f"(p99 {in_ms(result['loop_stall_p99_s'])} ms; "
+              f"{result['loop_stalls_over_50ms']:,.0f} of {result['loop_stalls']:,.0f} probes "
+              "over 50 ms)",
               f"latency p99 at {result['latency_end']['offered_per_s']:,.0f} events/s: "
               f"{in_ms(result['latency_p99_start_s'])} ms at the start (a fresh worker), "
               f"{in_ms(result['latency_p99_end_s'])} ms with the week held",
