@@ -14,8 +14,9 @@ pytestmark = pytest.mark.integration
 
 def test_the_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    run = subprocess.run([sys.executable, "-m", "streams.cli", "bench", "--quick", "--json",
-                          str(out)], capture_output=True, text=True, timeout=600, check=False)
+    run = subprocess.run([sys.executable, "-m", "streams.cli", "bench", "--quick", "--soak",
+                          "--json", str(out)], capture_output=True, text=True, timeout=900,
+                         check=False)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(out.read_text())
     assert [row["row"] for row in result["rows"]] == [
@@ -36,4 +37,17 @@ def test_the_quick_benchmark_writes_every_figure(tmp_path: Path) -> None:
     assert result["startup_s"] > 0 and result["restart_s"] > 0
     assert result["peak_rss_bytes"] > 0
     assert all(part in run.stdout
-               for part in ("per-event faust", "scale-out", "restart after kill -9"))
+               for part in ("per-event faust", "scale-out", "restart after kill -9", "soak:"))
+    soak = result["soak"]
+    assert [day["day"] for day in soak["days"]] == [1, 2, 3, 4, 5]
+    assert all(day["trades"] > 0 and day["rss_bytes"] > 0 and day["snapshot_bytes"] > 0
+               for day in soak["days"])
+    # Each day's re-sends: the day's own are duplicates, those of two days before refused.
+    assert soak["expected"]["duplicates"] == 5 * 1_000 and soak["expected"]["rejected"] == 3_000
+    assert soak["exact"] and soak["exact_after_restart"]
+    assert soak["counts"]["trades"] == soak["trades"]
+    # With a one-day window, the last day (a Monday, or after one) remembers one day or two.
+    assert soak["days"][-1]["remembered_trades"] < soak["days"][-2]["remembered_trades"] + \
+        soak["days"][-1]["trades"]
+    assert 0 < soak["bytes_per_remembered_trade"] <= 24
+    assert soak["restart_s"] > 0 and soak["latency_end"]["events"] > 0
