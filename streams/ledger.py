@@ -289,10 +289,11 @@ class Ledger:
         days = (ts // DAY).astype(np.int32)
         hi, lo = digests(members, trade_ids)
         order = np.argsort(hi)  # searches go faster in order
+        sorted_hi = hi[order]
         remembered = np.empty(len(hi), dtype=np.int64)
-        remembered[order] = ledger.remembered(hi[order], lo[order])
+        remembered[order] = ledger.remembered(sorted_hi, lo[order])
         seen = expired | (remembered >= first_days)
-        if (hi[order][1:] == hi[order][:-1]).any():  # a trade repeated within the batch
+        if (sorted_hi[1:] == sorted_hi[:-1]).any():  # a trade repeated within the batch
             applied: dict[tuple[int, int], int] = {}
             for i, key in enumerate(zip(hi.tolist(), lo.tolist(), strict=True)):
                 seen[i] |= applied.get(key, NOWHERE) >= first_days[i]

@@ -72,6 +72,14 @@ def http_json(url: str) -> tuple[int, Any]:
         return status, body.decode()
 
 
+def sample(page: str, series: str) -> float | None:
+    """The value of ``series`` (a name with its labels, as written) on a /metrics page."""
+    for line in page.splitlines():
+        if line.startswith(f"{series} "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
 @dataclass
 class Worker:
     """One `cover2 worker` process on the embedded broker's short session timeouts."""
@@ -115,6 +123,12 @@ class Worker:
     def get(self, path: str) -> tuple[int, Any]:
         """GET ``path``: (status, JSON or text)."""
         return http_json(self.url(path))
+
+    def sample(self, series: str) -> float | None:
+        """The value of ``series`` on ``/metrics`` (a name with its labels, as written
+        there: ``name{topic="trades"}``); None while it is absent."""
+        status, page = self.get("/metrics")
+        return sample(page, series) if status == 200 else None
 
     def alive(self) -> bool:
         """Whether the process is running."""

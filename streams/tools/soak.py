@@ -50,7 +50,7 @@ from streams.tools.bench_lab import (
     latency,
     measured_latency,
 )
-from streams.tools.lab import Worker, eventually, http_get
+from streams.tools.lab import Worker, eventually, http_get, sample
 from streams.tools.market import BENCH_MIX
 from streams.tools.plain_inputs import apply_to_plain
 from streams.tools.simulate import send_reference
@@ -89,14 +89,6 @@ def soak_start(now: float) -> dt.date:
             days.append(day)
         day -= dt.timedelta(days=1)
     return days[-1]
-
-
-def _metric(page: str, name: str) -> float | None:
-    """The value of an unlabelled sample on a /metrics page."""
-    for line in page.splitlines():
-        if line.startswith(f"{name} "):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def _metrics(worker: Worker) -> str:
@@ -255,29 +247,29 @@ class Soak:
         settle = [m for m in messages if m[0] not in t.HOT_INPUTS]
         await sender.send((topics.name(topic), key, value) for topic, key, value in settle)
         settled_at = at(day, SETTLEMENT_AT)
-        await eventually(lambda: (_labelled(_metrics(worker), LAST_EVENT_TIMESTAMP,
-                                            t.SETTLEMENTS) or 0) >= settled_at, 60,
+        settlements = f'{LAST_EVENT_TIMESTAMP}{{topic="{t.SETTLEMENTS}"}}'
+        await eventually(lambda: (worker.sample(settlements) or 0) >= settled_at, 60,
                          f"day {d} settled")
         applied_s = time.monotonic() - began
         after = time.time()
 
         def checkpointed() -> str | None:  # the page once a checkpoint after the day is kept
             page = _metrics(worker)
-            return page if (_metric(page, CHECKPOINT_TIMESTAMP) or 0) > after else None
+            return page if (sample(page, CHECKPOINT_TIMESTAMP) or 0) > after else None
         page = await eventually(checkpointed, 4 * CHECKPOINT_INTERVAL_S,
                                 f"a checkpoint after day {d}")
         self.sample.take(hot + settle)
         members, trade_ids, ts = _trades_of(trades)
         self.default_window.admit(0, members, trade_ids, ts, Settings().dedupe_window * DAY)
-        remembered = _metric(page, REMEMBERED_TRADES) or 0.0
-        snapshot_s, cut_s = _metric(page, CHECKPOINT_WRITE) or 0.0, \
-            _metric(page, CHECKPOINT_CUT) or 0.0
-        snapshot_bytes, rss = _metric(page, CHECKPOINT_BYTES) or 0.0, worker.rss()
+        remembered = sample(page, REMEMBERED_TRADES) or 0.0
+        snapshot_s, cut_s = sample(page, CHECKPOINT_WRITE) or 0.0, \
+            sample(page, CHECKPOINT_CUT) or 0.0
+        snapshot_bytes, rss = sample(page, CHECKPOINT_BYTES) or 0.0, worker.rss()
         row = {"day": d, "date": str(day), "trades": len(trades), "events": len(hot),
                "applied_s": applied_s, "rss_bytes": rss, "snapshot_s": snapshot_s,
                "snapshot_cut_s": cut_s, "snapshot_bytes": snapshot_bytes,
                "remembered_trades": remembered,
-               "bytes_per_remembered_trade": (_metric(page, REMEMBERED_BYTES) or 0.0)
+               "bytes_per_remembered_trade": (sample(page, REMEMBERED_BYTES) or 0.0)
                / max(1.0, remembered)}
         self.say(f"  day {d} ({day}): {len(trades):,} trades in {applied_s:.0f} s, RSS "
                  f"{rss / 2**20:,.0f} MiB, checkpoint {snapshot_s:.2f} s (the loop paused "
@@ -293,14 +285,6 @@ class Soak:
             ahead = (first + SEND_CHUNK) / self.plan.rate - (time.monotonic() - started)
             if ahead > 0:
                 await asyncio.sleep(ahead)
-
-
-def _labelled(page: str, name: str, topic: str) -> float | None:
-    prefix = f'{name}{{topic="{topic}"}} '
-    for line in page.splitlines():
-        if line.startswith(prefix):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def _trades_of(trades: Encoded) -> tuple[list[str], list[str], np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from typing import Any
@@ -203,11 +204,10 @@ def trading(rng: random.Random, day: int, first_hour: float, hours: float, n: in
     return out
 
 
-def metric(worker: Worker, name: str) -> float:
+def metric(worker: Worker, series: str) -> float:
     """A sample of ``/metrics``, -inf while it is absent."""
-    page = worker.get("/metrics")[1]
-    return float(next((line.split()[-1] for line in page.splitlines()
-                       if line.startswith(f"{name} ")), "-inf"))
+    value = worker.sample(series)
+    return -math.inf if value is None else value
 
 
 async def settle_and_checkpoint(worker: Worker, feed: Feed, ts: float) -> None:
