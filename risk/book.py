@@ -12,6 +12,7 @@ import numpy as np
 
 from risk.ids import grown
 from risk.model import BoolArray, FloatArray, IndexArray
+from risk.settlement import NO_MARK, PRICE_MARK, TRADE_MARK, Marks
 
 
 @dataclass(frozen=True)
@@ -44,12 +45,6 @@ class PairChange:
     members: IndexArray
     instruments: IndexArray
     notional: FloatArray
-
-
-def last_per_key(keys: IndexArray) -> tuple[IndexArray, IndexArray]:
-    """Distinct keys (ascending) and the position of each one's last occurrence."""
-    distinct, first_from_end = np.unique(keys[::-1], return_index=True)
-    return distinct, (len(keys) - 1 - first_from_end).astype(np.intp)
 
 
 def newest_per_key(keys: IndexArray, ts: FloatArray,
@@ -102,16 +97,17 @@ class Book:
     ----------
     position : (member capacity, instrument capacity) signed contracts
     multiplier, mark : (instrument capacity,) contract multiplier, mark price
+    price_ts, trade_ts : (instrument capacity,) event time of the price marked at, and of
+        the trade price an instrument with no price yet is marked at
     variation_margin : (member capacity,) unsettled VM, gains positive; always
         ``sum_j multiplier_j * (position * mark - cost)``
-    cost : (member capacity, instrument capacity) what positions cost since the last
-        settlement, ``sum of quantity x trade price``: a multiplier values the whole
-        position whenever it arrives, so the book does not depend on the order of
-        reference data and trades
-    settled : (member capacity, instrument capacity) what settlements added to ``cost``:
-        ``cost`` is the trades' ``sum of quantity x trade price`` plus ``settled``
-    settled_version : counts the changes of ``settled``, so that what is read of it can
-        be kept until it changes
+    cost : (member capacity, instrument capacity) what positions cost as of the
+        member's last settlement: ``sum of quantity x booked price``, a trade being booked
+        at its own price, or at the mark it was settled at if it is settled-side
+        (:mod:`risk.settlement`); a multiplier values the whole position whenever it
+        arrives, so the book does not depend on the order of reference data and trades
+    settled_quantity : (member capacity, instrument capacity) the contracts of each
+        position that are settled-side, booked at the mark at the settled-through time
     initial_margin, cash : (member capacity,) post-haircut collateral and its cash part
     """
 
@@ -120,13 +116,13 @@ class Book:
         self.n_instruments = 0
         self.position: FloatArray = np.zeros((0, 0))
         self.cost: FloatArray = np.zeros((0, 0))
-        self.settled: FloatArray = np.zeros((0, 0))
-        self.settled_version = 0
+        self.settled_quantity: FloatArray = np.zeros((0, 0))
         self.multiplier: FloatArray = np.ones(0)
         self.mark: FloatArray = np.zeros(0)
         self.has_mark: BoolArray = np.zeros(0, dtype=np.bool_)
         self.has_price: BoolArray = np.zeros(0, dtype=np.bool_)
         self.price_ts: FloatArray = np.zeros(0)
+        self.trade_ts: FloatArray = np.zeros(0)
         self.variation_margin: FloatArray = np.zeros(0)
         self.initial_margin: FloatArray = np.zeros(0)
         self.cash: FloatArray = np.zeros(0)
@@ -136,16 +132,26 @@ class Book:
         """Make room for ``n_members`` members and ``n_instruments`` instruments."""
         self.position = grown(grown(self.position, n_members, 0, 0.0), n_instruments, 1, 0.0)
         self.cost = grown(grown(self.cost, n_members, 0, 0.0), n_instruments, 1, 0.0)
-        self.settled = grown(grown(self.settled, n_members, 0, 0.0), n_instruments, 1, 0.0)
+        self.settled_quantity = grown(grown(self.settled_quantity, n_members, 0, 0.0),
+                                      n_instruments, 1, 0.0)
         self.multiplier = grown(self.multiplier, n_instruments, 0, 1.0)
         self.mark = grown(self.mark, n_instruments, 0, 0.0)
         self.has_mark = grown(self.has_mark, n_instruments, 0, False)
         self.has_price = grown(self.has_price, n_instruments, 0, False)
         self.price_ts = grown(self.price_ts, n_instruments, 0, -np.inf)
+        self.trade_ts = grown(self.trade_ts, n_instruments, 0, -np.inf)
         for name in ("variation_margin", "initial_margin", "cash"):
             setattr(self, name, grown(getattr(self, name), n_members, 0, 0.0))
         self.collateral_ts = grown(self.collateral_ts, n_members, 0, -np.inf)
         self.n_members, self.n_instruments = n_members, n_instruments
+
+    def marks(self) -> Marks:
+        """Every instrument's mark now, with its kind and event time."""
+        k = self.n_instruments
+        priced = self.has_price[:k]
+        kind = np.where(priced, PRICE_MARK, np.where(self.has_mark[:k], TRADE_MARK, NO_MARK))
+        return Marks(kind.astype(np.int8), np.where(priced, self.price_ts[:k], self.trade_ts[:k]),
+                     self.mark[:k].copy())
 
     def notional(self) -> FloatArray:
         """Contracts x multiplier x mark: (n_members, n_instruments)."""
@@ -184,32 +190,43 @@ class Book:
         self.price_ts[moved] = ts[winners]
         return change, stale
 
+    def mark_unpriced(self, instruments: IndexArray, price: FloatArray,
+                      ts: FloatArray) -> BlockChange | None:
+        """Mark each instrument with no price yet at its newest trade price (by event
+        time); returns the notional change, None if no instrument was unpriced."""
+        unpriced = np.flatnonzero(~self.has_price[instruments])
+        if not len(unpriced):
+            return None
+        winners, _ = newest_per_key(instruments[unpriced], ts[unpriced], self.trade_ts)
+        moved, chosen = instruments[unpriced][winners], unpriced[winners]
+        self.trade_ts[moved] = ts[chosen]
+        return self.move_marks(moved, price[chosen])
+
     def apply_trades(self, members: IndexArray, instruments: IndexArray, quantity: FloatArray,
-                     price: FloatArray) -> tuple[BlockChange | None, PairChange]:
-        """Apply trades; an unpriced instrument is marked at its latest trade price.
+                     booked: FloatArray, settled: BoolArray | None) -> PairChange:
+        """Book trades at ``booked`` prices: their own, or the mark at the member's
+        settled-through time for the ``settled`` ones (settled-side; None: none).
 
         VM over a batch depends only on the final marks (it stays equal to
-        ``k * (q * mark - sum of x * trade price)`` plus a constant), so the
-        marks move first and every trade is then booked at the final mark.
+        ``k * (q * mark - cost)``), so the marks move first (:meth:`mark_unpriced`) and
+        every trade is then booked at the final mark.
         """
-        unpriced = np.flatnonzero(~self.has_price[instruments])
-        marked = None
-        if len(unpriced):
-            moved, last = last_per_key(instruments[unpriced])
-            marked = self.move_marks(moved, price[unpriced][last])
         k = self.multiplier[instruments]
         mark = self.mark[instruments]
         self.variation_margin[: self.n_members] += np.bincount(
-            members, quantity * k * (mark - price), minlength=self.n_members)
+            members, quantity * k * (mark - booked), minlength=self.n_members)
         capacity = self.position.shape[1]
         pairs, pair_of_trade = np.unique(members * capacity + instruments, return_inverse=True)
         held_by, held_in = np.divmod(pairs, capacity)
         contracts = np.bincount(pair_of_trade, quantity, minlength=len(pairs))
         self.position[held_by, held_in] += contracts
-        self.cost[held_by, held_in] += np.bincount(pair_of_trade, quantity * price,
+        self.cost[held_by, held_in] += np.bincount(pair_of_trade, quantity * booked,
                                                    minlength=len(pairs))
+        if settled is not None:
+            self.settled_quantity[held_by, held_in] += np.bincount(
+                pair_of_trade, np.where(settled, quantity, 0.0), minlength=len(pairs))
         notional = contracts * self.multiplier[held_in] * self.mark[held_in]
-        return marked, PairChange(held_by, held_in, notional)
+        return PairChange(held_by, held_in, notional)
 
     def apply_collateral(self, members: IndexArray, initial_margin: FloatArray, cash: FloatArray,
                          ts: FloatArray) -> tuple[IndexArray, BoolArray]:
@@ -223,30 +240,38 @@ class Book:
 
     def forget(self, members: IndexArray) -> None:
         """Drop ``members``' positions, variation margin and collateral."""
-        self.position[members] = 0.0
-        self.cost[members] = 0.0
-        self.settled[members] = 0.0
-        self.settled_version += 1
+        for matrix in (self.position, self.cost, self.settled_quantity):
+            matrix[members] = 0.0
         for array in (self.variation_margin, self.initial_margin, self.cash):
             array[members] = 0.0
         self.collateral_ts[members] = -np.inf
 
-    def settle(self, members: IndexArray) -> None:
-        """Variation margin of ``members`` has been paid: their unsettled VM is 0, and
-        positions now cost what they are marked at."""
-        self.variation_margin[members] = 0.0
+    def resettle(self, members: IndexArray, later: tuple[IndexArray, IndexArray, FloatArray,
+                                                         FloatArray],
+                 price_at: FloatArray) -> None:
+        """``members`` are now settled through a time ``T``: each position's contracts are
+        settled-side and cost ``price_at`` (the marks at ``T``), except those of the
+        ``later`` trades (members, instruments, quantity, price: theirs after ``T``),
+        which cost what they were traded at."""
         n = self.n_instruments
-        marked = self.position[members, :n] * self.mark[:n]
-        self.settled[members, :n] += marked - self.cost[members, :n]
-        self.settled_version += 1
-        self.cost[members, :n] = marked
+        row = np.full(self.n_members, -1, dtype=np.intp)
+        row[members] = np.arange(len(members))
+        by, j, quantity, price = later
+        cell = row[by] * n + j
+        size = len(members) * n
+        after = np.bincount(cell, quantity, minlength=size).reshape(len(members), n)
+        settled = self.position[members, :n] - after
+        cost = settled * price_at[:n] + np.bincount(cell, quantity * price,
+                                                    minlength=size).reshape(len(members), n)
+        self.variation_margin[members] = (self.position[members, :n] * self.mark[:n]
+                                          - cost) @ self.multiplier[:n]
+        self.cost[members, :n] = cost
+        self.settled_quantity[members, :n] = settled
 
-    def add_settled(self, members: IndexArray, instruments: IndexArray,
-                    amount: FloatArray) -> None:
-        """Add what earlier settlements added to the cost of distinct (member, instrument)
-        pairs, as settled elsewhere: the pairs' VM falls by ``multiplier x amount``."""
-        self.cost[members, instruments] += amount
-        self.settled[members, instruments] += amount
-        self.settled_version += 1
-        self.variation_margin[: self.n_members] -= np.bincount(
-            members, self.multiplier[instruments] * amount, minlength=self.n_members)
+    def remark(self, members: IndexArray, instruments: IndexArray, move: FloatArray) -> None:
+        """The mark at ``members``' settled-through time moved by ``move`` in
+        ``instruments``: their settled-side contracts cost that much more."""
+        cells = np.ix_(members, instruments)
+        change = self.settled_quantity[cells] * move
+        self.cost[cells] += change
+        self.variation_margin[members] -= change @ self.multiplier[instruments]

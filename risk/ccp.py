@@ -8,7 +8,7 @@ holds, when several share the work, is :mod:`risk.holdings`' business.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +25,7 @@ from risk.desk import default_fund_by_group
 from risk.holdings import Holdings
 from risk.ids import Ids, grown
 from risk.liquidity import provided_by_group, qualifying_by_type
-from risk.merge import GroupTotals, MemberFigures, Settled, merge
+from risk.merge import GroupTotals, MemberFigures, merge
 from risk.model import (
     BoolArray,
     Collateral,
@@ -39,6 +39,7 @@ from risk.model import (
     Trades,
 )
 from risk.results import CreditResult, LiquidityResult, Results, frozen
+from risk.settlement import PRICE_MARK, TRADE_MARK, Outcome, Settlements
 from risk.stress import StressPnl
 
 
@@ -74,6 +75,7 @@ class Ccp:
         self.members = Ids()
         self.instruments = Ids()
         self.book = Book()
+        self.settlements = Settlements()
         self.stress = StressPnl()
         self.desk = CallDesk(policy or CallPolicy())
         self.resources = Resources()
@@ -119,6 +121,7 @@ class Ccp:
         self.group_of_member.extend(self.members.names[first:])
         self.holdings.add(first)
         self.book.reserve(n_m, n_j)
+        self.settlements.reserve(n_m, n_j)
         self.stress.reserve(n_m, n_j)
         self.desk.reserve(n_m)
         self.default_fund = grown(self.default_fund, n_m, 0, 0.0)
@@ -142,6 +145,7 @@ class Ccp:
         """
         released, held = self.holdings.own(partitions, home_of)
         self.book.forget(released)
+        self.settlements.trades.forget(released)
         self.stress.pnl[released] = 0.0
         self.desk.forget(released)
         for array in (self.exposure, self.need, self.worst_exposure, self.worst_scenario):
@@ -217,26 +221,49 @@ class Ccp:
     # -- events ---------------------------------------------------------------
 
     def apply_trades(self, trades: Trades) -> None:
-        """Apply a batch of already-deduplicated trades."""
+        """Apply a batch of already-deduplicated trades, each on its side of its member's
+        last settlement."""
         if not len(trades.member):
             return
         members = self._member_indices(list(trades.member))
         instruments = self._instrument_indices(list(trades.instrument))
-        marked, pairs = self.book.apply_trades(members, instruments, trades.quantity,
-                                               trades.price)
+        price, ts = trades.price, trades.ts
+        marked = self.book.mark_unpriced(instruments, price, ts)
         if marked is not None:
             self._apply_block(marked)
+        settlements = self.settlements
+        marking = np.flatnonzero(ts < settlements.history.first_price_ts[instruments])
+        if len(marking):
+            self._remark(settlements.record_marks(instruments[marking], TRADE_MARK, ts[marking],
+                                                  price[marking]))
+        settled, booked = settlements.booked(members, instruments, ts, price)
+        pairs = self.book.apply_trades(members, instruments, trades.quantity, booked, settled)
+        settlements.trades.record(members, instruments, ts, trades.quantity, price)
         self.stress.apply_pairs(pairs)
         self._touch(members)
 
     def apply_prices(self, prices: Prices) -> BoolArray:
-        """Apply a batch of mark prices; returns which were stale (changed nothing)."""
+        """Apply a batch of mark prices; returns which were stale (changed nothing now; an
+        older price still places later messages around a settlement)."""
         if not len(prices.instrument):
             return np.zeros(0, dtype=np.bool_)
         instruments = self._instrument_indices(list(prices.instrument))
         change, stale = self.book.apply_prices(instruments, prices.price, prices.ts)
         self._apply_block(change)
+        self._remark(self.settlements.record_marks(instruments, PRICE_MARK, prices.ts,
+                                                   prices.price))
         return stale
+
+    def _remark(self, moves: list[tuple[float, IndexArray, FloatArray]]) -> None:
+        """The marks at settled-through times moved: reprice those members' settled-side
+        contracts."""
+        n = len(self.members)
+        for t, instruments, move in moves:
+            members = np.flatnonzero((self.settlements.through[:n] == t)
+                                     & self.holdings.held[:n])
+            if len(members):
+                self.book.remark(members, instruments, move)
+                self._touch(members)
 
     def apply_collateral(self, collateral: Collateral) -> BoolArray:
         """Apply a batch of collateral states; returns which were stale (changed nothing)."""
@@ -248,33 +275,25 @@ class Ccp:
         self._touch(changed)
         return stale
 
-    def settle(self, member: str | None, partitions: Collection[int] | None = None) -> None:
-        """Variation margin was settled, by one member or (None) by every member.
+    def settle(self, member: str | None, ts: float) -> Outcome:
+        """Variation margin was settled through event time ``ts``, by one member or (None)
+        by every member: see :mod:`risk.settlement`. A settlement older than the horizon
+        that would change anything is refused (``Outcome.LATE``) and changes nothing."""
+        members = (np.arange(len(self.members)) if member is None
+                   else self._member_indices([member]))
+        outcome, moved = self.settlements.settle(members, ts, member is None, self.book.marks())
+        moved = moved[self.holdings.held[moved]]
+        if len(moved):
+            settlements = self.settlements
+            self.book.resettle(moved, settlements.trades.after(ts, np.isin(
+                np.arange(len(settlements.through)), moved)), settlements.marks_at[ts].price)
+            self._touch(moved)
+        return outcome
 
-        Members of partitions being rebuilt are left out, and so are members outside
-        ``partitions`` if given.
-        """
-        members = self.holdings.settleable(
-            np.arange(len(self.members)) if member is None else self._member_indices([member]),
-            partitions)
-        self.book.settle(members)
-        self._touch(members)
-
-    def settled(self, partition: int) -> Settled:
-        """What settlements added to the cost of the positions of ``partition``'s members."""
-        members = self.holdings.of_partition(partition)
-        rows, columns = np.nonzero(self.book.settled[members, :len(self.instruments)])
-        names, instruments = self.members.names, self.instruments.names
-        return Settled(tuple(names[m] for m in members[rows].tolist()),
-                       tuple(instruments[j] for j in columns.tolist()),
-                       self.book.settled[members[rows], columns])
-
-    def adopt(self, settled: Settled) -> None:
-        """Add what a partition's previous owner's settlements added to its positions' cost."""
-        members = self._member_indices(settled.members)
-        self.book.add_settled(members, self._instrument_indices(settled.instruments),
-                              settled.amount)
-        self._touch(members)
+    def advance(self, horizon: float) -> None:
+        """Settlements older than ``horizon`` will be refused: what only they could need
+        is dropped."""
+        self.settlements.advance(horizon)
 
     def recompute(self) -> None:
         """Recompute every scenario P&L from positions, dropping incremental rounding."""

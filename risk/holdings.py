@@ -34,7 +34,7 @@ class Holdings:
     held : (member capacity,) whether the member's home is owned
     owned : the home partitions whose members are held
     rebuilding : owned partitions whose members are still being rebuilt (by replay):
-        they are not called, and settlements leave them alone
+        they are not called
     views : every owned partition's members summed per group
 
     Parameters
@@ -102,15 +102,6 @@ class Holdings:
     def rebuild(self, partitions: Collection[int]) -> None:
         """Mark the owned ``partitions`` as still being rebuilt, and only those."""
         self.rebuilding = self.owned & frozenset(partitions)
-
-    def settleable(self, members: IndexArray,
-                   partitions: Collection[int] | None = None) -> IndexArray:
-        """``members`` minus those being rebuilt and, if given, those outside ``partitions``."""
-        if self.rebuilding:
-            members = members[~np.isin(self.home[members], list(self.rebuilding))]
-        if partitions is not None:
-            members = members[np.isin(self.home[members], list(partitions))]
-        return members
 
     def callable(self, level: IndexArray) -> IndexArray:
         """Margin ``level`` per member, zero (no call) for members being rebuilt."""

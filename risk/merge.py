@@ -11,32 +11,12 @@ partition is counted from exactly one view.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from risk.cover import Groups
 from risk.model import FloatArray, IndexArray
-
-
-@dataclass(frozen=True)
-class Settled:
-    """What settlements added to the cost of one partition's positions.
-
-    A partition's next owner rebuilds positions by replaying trades, and adds
-    these amounts to land on the same variation margin as the previous owner.
-
-    Attributes
-    ----------
-    members, instruments : (n,) the ids of each (member, instrument) pair
-    amount : (n,) cost added, contracts x price
-    through : the first offset not included, per partition of the settlements topic
-    """
-
-    members: tuple[str, ...]
-    instruments: tuple[str, ...]
-    amount: FloatArray
-    through: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -84,8 +64,6 @@ class PartitionView:
     members : each group's members in the partition
     exposure, need : (groups, scenarios) credit exposure and liquidity need
     margin_level : (groups,) the highest margin-call level a member is over
-    settled : what settlements added to the partition's positions' cost, for its
-        next owner; None inside one process
     figures : the members' own figures for the reverse stress test, carried every
         ``COVER2_REVERSE_STRESS_INTERVAL`` seconds; None in the other views
     """
@@ -98,7 +76,6 @@ class PartitionView:
     exposure: FloatArray
     need: FloatArray
     margin_level: IndexArray
-    settled: Settled | None = None
     figures: MemberFigures | None = None
 
     def includes(self, other: PartitionView) -> bool:

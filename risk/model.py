@@ -94,12 +94,14 @@ class Trades:
     member, instrument : (n,) ids
     quantity : (n,) signed contracts, positive buys
     price : (n,) trade prices
+    ts : (n,) event time
     """
 
     member: Sequence[str]
     instrument: Sequence[str]
     quantity: FloatArray
     price: FloatArray
+    ts: FloatArray
 
 
 @dataclass(frozen=True)

@@ -33,48 +33,106 @@ def _first(items: list[tuple[float, str]]) -> tuple[float, str]:
 
 
 class PlainCcp:
-    """A CCP's state in dicts, changed one event at a time."""
+    """A CCP's state in dicts: every trade, price and settlement kept, the book recomputed
+    from them whenever it is read."""
 
     def __init__(self) -> None:
         self.members: dict[str, Member] = {}
         self.known_members: list[str] = []
         self.multiplier: dict[str, float] = {}
-        self.mark: dict[str, float] = {}
-        self.priced: dict[str, float] = {}
-        self.position: dict[tuple[str, str], float] = defaultdict(float)
-        # What positions cost since the last settlement: sum of quantity x trade price.
-        self.cost: dict[tuple[str, str], float] = defaultdict(float)
+        # Every trade as (member, instrument, quantity, price, event time), and every
+        # price of each instrument as (event time, price), in arrival order.
+        self.trades: list[tuple[str, str, float, float, float]] = []
+        self.prices: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        self.priced: dict[str, float] = {}  # the newest price's event time
+        # Each member's latest settlement time, and everyone's.
+        self.settlements: dict[str, float] = {}
+        self.everyone = -np.inf
         self.collateral: dict[str, tuple[float, float, float]] = {}
         self.scenarios: dict[str, Scenario] = {}
         self.resources = Resources()
+        self._book: tuple[dict[tuple[str, str], float], dict[str, float]] | None = None
+        self._marks: dict[tuple[str, float], float] = {}
+
+    def _changed(self) -> None:
+        """An event arrived: what is worked out from the events is worked out again."""
+        self._book = None
+        self._marks = {}
 
     def _member(self, member: str) -> None:
         if member not in self.known_members:
             self.known_members.append(member)
 
-    def trade(self, member: str, instrument: str, quantity: float, price: float) -> None:
-        """Book a trade at ``price``."""
+    def trade(self, member: str, instrument: str, quantity: float, price: float,
+              ts: float) -> None:
+        """Book a trade at ``price``, at event time ``ts``."""
         self._member(member)
-        if instrument not in self.priced:
-            self._move_mark(instrument, price)
-        self.position[member, instrument] += quantity
-        self.cost[member, instrument] += quantity * price
-
-    def _move_mark(self, instrument: str, price: float) -> None:
-        self.mark[instrument] = price
-
-    def variation_margin(self, member: str) -> float:
-        """Unsettled VM: ``sum_j k_j * (position * mark - cost)`` since the last settlement."""
-        return sum(self.multiplier.get(j, 1.0) * (quantity * self.mark[j] - self.cost[m, j])
-                   for (m, j), quantity in self.position.items() if m == member)
+        self.trades.append((member, instrument, quantity, price, ts))
+        self._changed()
 
     def price(self, instrument: str, price: float, ts: float) -> bool:
-        """Apply a mark price unless it is older than the last one; True if applied."""
-        if ts < self.priced.get(instrument, -np.inf):
-            return False
-        self._move_mark(instrument, price)
-        self.priced[instrument] = ts
-        return True
+        """Receive a mark price; True if it is the newest (not older than the last one)."""
+        newest = ts >= self.priced.get(instrument, -np.inf)
+        if newest:
+            self.priced[instrument] = ts
+        self.prices[instrument].append((ts, price))
+        self._changed()
+        return newest
+
+    def settle(self, member: str | None, ts: float) -> None:
+        """``member`` (None: everyone) settled its variation margin through event time
+        ``ts``."""
+        if member is None:
+            self.everyone = max(self.everyone, ts)
+        else:
+            self._member(member)
+            self.settlements[member] = max(self.settlements.get(member, -np.inf), ts)
+        self._changed()
+
+    def settled_through(self, member: str) -> float:
+        """The latest settlement time of ``member``, its own or everyone's."""
+        return max(self.everyone, self.settlements.get(member, -np.inf))
+
+    def mark_at(self, instrument: str, ts: float) -> float:
+        """The instrument's newest price with event time ``<= ts`` or, with none, its newest
+        trade price with event time ``<= ts`` (the later to arrive among equal times)."""
+        if (instrument, ts) not in self._marks:
+            self._marks[instrument, ts] = self._newest(instrument, ts)
+        return self._marks[instrument, ts]
+
+    def _newest(self, instrument: str, ts: float) -> float:
+        for candidates in (self.prices[instrument],
+                           [(t, price) for _, j, _, price, t in self.trades if j == instrument]):
+            best = None
+            for t, price in candidates:
+                if t <= ts and (best is None or t >= best[0]):
+                    best = (t, price)
+            if best is not None:
+                return best[1]
+        return 0.0
+
+    def mark(self, instrument: str) -> float:
+        """The instrument's mark now."""
+        return self.mark_at(instrument, np.inf)
+
+    def book(self) -> tuple[dict[tuple[str, str], float], dict[str, float]]:
+        """Positions, and each member's unsettled VM: per trade of ``x`` at ``t``,
+        ``k * x * (mark - p(T))`` if its event time is at or before the member's last
+        settlement ``T``, ``k * x * (mark - t)`` otherwise."""
+        if self._book is None:
+            position: dict[tuple[str, str], float] = defaultdict(float)
+            vm: dict[str, float] = defaultdict(float)
+            for m, j, quantity, price, ts in self.trades:
+                position[m, j] += quantity
+                through = self.settled_through(m)
+                paid_to = self.mark_at(j, through) if ts <= through else price
+                vm[m] += self.multiplier.get(j, 1.0) * quantity * (self.mark(j) - paid_to)
+            self._book = (dict(position), dict(vm))
+        return self._book
+
+    def variation_margin(self, member: str) -> float:
+        """Unsettled VM of ``member``."""
+        return self.book()[1].get(member, 0.0)
 
     def post_collateral(self, member: str, initial_margin: float, cash: float, ts: float) -> bool:
         """Set a member's collateral unless the state is older than the last one."""
@@ -83,14 +141,6 @@ class PlainCcp:
             return False
         self.collateral[member] = (initial_margin, cash, ts)
         return True
-
-    def settle(self, member: str | None) -> None:
-        """Unsettled VM of ``member`` (None: everyone) becomes 0."""
-        for m in self.known_members if member is None else [member]:
-            self._member(m)
-            for (held_by, j), quantity in self.position.items():
-                if held_by == m:
-                    self.cost[m, j] = quantity * self.mark[j]
 
     def upsert_member(self, member: Member) -> None:
         """Add or replace reference data."""
@@ -104,6 +154,7 @@ class PlainCcp:
     def upsert_instrument(self, instrument: Instrument) -> None:
         """Set a multiplier: it values the whole position, VM since the last settlement too."""
         self.multiplier[instrument.instrument] = instrument.multiplier
+        self._changed()
 
     def upsert_scenario(self, scenario: Scenario) -> None:
         """Add or replace a scenario."""
@@ -128,11 +179,11 @@ class PlainCcp:
     def loss(self, member: str, scenario: Scenario) -> float:
         """``-(vm + sum_j q * k * p * shock)``."""
         pnl = 0.0
-        for (m, instrument), quantity in self.position.items():
+        for (m, instrument), quantity in self.book()[0].items():
             if m == member:
                 shock = scenario.shocks.get(instrument, scenario.default_shock)
                 pnl += (quantity * self.multiplier.get(instrument, 1.0)
-                        * self.mark[instrument] * shock)
+                        * self.mark(instrument) * shock)
         return -(self.variation_margin(member) + pnl)
 
 

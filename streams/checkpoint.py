@@ -27,7 +27,7 @@ from streams.tally import CheckpointTimes
 
 log = logging.getLogger(__name__)
 
-FORMAT = 6
+FORMAT = 7
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,7 @@ class Plausibility:
     shock_min: float = -1.0
     shock_max: float = 10.0
     dedupe_window_s: float = 7 * 86_400.0
+    settlement_window_s: float = 3 * 86_400.0
 
     def ahead(self, ts: np.ndarray, now: float) -> np.ndarray:
         """Which event times ``ts`` (seconds) are too far ahead of ``now``: (n,) bool."""
@@ -138,6 +139,14 @@ class Plausibility:
                 f"({self.dedupe_window_s / 86_400:g} days), so it cannot be told from a re-send "
                 "of a trade already forgotten; send it again with its true event time, or "
                 "raise the window")
+
+    def late_settlement_reason(self, ts: float, horizon: float) -> str:
+        """Why a settlement too old to be placed exactly is refused."""
+        return (f"settlement with event time ts={ts!r} is {(horizon - ts) / 86_400:,.2f} days "
+                f"older than the settlement horizon ({horizon!r}: the newest trade or price "
+                f"event time less COVER2_SETTLEMENT_WINDOW, {self.settlement_window_s / 86_400:g} "
+                "days): the trades and marks after it are no longer kept, so it cannot be placed "
+                "exactly; raise the window and rebuild the state from the topics")
 
     def scenario_problem(self, scenario: ScenarioMessage) -> str | None:
         """Why a scenario's shocks are refused, or None."""

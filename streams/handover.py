@@ -5,9 +5,9 @@ results merge its own partition views with the other workers' (see
 :mod:`risk.merge`). A partition counts once: from its owner's view once the
 owner has caught up with the view it takes over (or, when nobody sent one,
 after :data:`HANDOVER_WAIT_S`), from the last view received until then.
-Settlements travel with a partition: a view carries what settlements added to
-its positions' cost and the settlement offsets it includes, and the new owner
-applies only the settlements it does not include.
+Settlements need no handover: every worker reads every settlement, and a
+settlement places each trade by event time (:mod:`risk.settlement`), so the new
+owner's replay of a partition books its trades as the previous owner did.
 """
 
 from __future__ import annotations
@@ -15,15 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
-from risk.merge import (
-    GroupTotals,
-    MemberFigures,
-    PartitionView,
-    Settled,
-    aligned,
-    merge,
-    reaches,
-)
+from risk.merge import GroupTotals, MemberFigures, PartitionView, aligned, merge, reaches
 from streams import topics as t
 from streams.state import MonitorState
 
@@ -57,14 +49,10 @@ class Handover:
         self.sources: dict[str, list[int]] = {}
         self._counted: set[int] = set()
         self._unpublished: set[int] = set()
-        # What settlements added in each own partition, kept until the book's change.
-        self._settled: dict[int, tuple[int, Settled]] = {}
         self._assigned_at = 0.0
 
     def assign(self, partitions: set[int], count: int, group_size: int) -> None:
         """This worker now owns ``partitions`` of ``count``, in a group of ``group_size``."""
-        for p in set(range(count)) - partitions:
-            self.state.settled_through.pop(p, None)
         self.partitions, self.group_size = count, group_size
         self._counted &= partitions
         self._assigned_at = self.clock()
@@ -86,37 +74,19 @@ class Handover:
         return tuple(self.state.next_offset(self.topics.name(topic), partition)
                      for topic in t.MEMBER_KEYED)
 
-    def settle(self, partition: int, offset: int, member: str | None,
-               partitions: Iterable[int]) -> None:
-        """Apply the settlement at ``offset`` of settlements partition ``partition`` to the
-        members of those ``partitions`` whose adopted view does not include it."""
-        through = self.state.settled_through
-        due = [p for p in partitions if offset >= through.get(p, {}).get(partition, 0)]
-        if due:
-            self.state.ccp.settle(member, due)
-
     def take_over(self) -> None:
         """Count every owned partition whose own view now includes the last one received.
 
         The other owned partitions are rebuilding. A partition nobody has sent a view
-        of waits up to ``HANDOVER_WAIT_S`` for one, unless the worker is alone. Taking
-        one over adds what the previous owner's settlements added to its positions'
-        cost, then applies the settlements that owner's view does not include.
+        of waits up to ``HANDOVER_WAIT_S`` for one, unless the worker is alone.
         """
-        ccp = self.state.ccp
-        holdings = ccp.holdings
+        holdings = self.state.ccp.holdings
         waited = self.group_size == 1 or self.clock() - self._assigned_at >= HANDOVER_WAIT_S
         for p in holdings.owned - self._counted:
             remote = self.remote.get(p)
             if (remote is None and waited) or (
                     remote is not None and reaches(self.offsets(p), remote.offsets)):
                 self._counted.add(p)
-                holdings.rebuild(holdings.owned - self._counted)
-                if remote is not None and remote.settled is not None:
-                    ccp.adopt(remote.settled)
-                    self.state.settled_through[p] = remote.settled.through
-                    for partition, offset, member in self.state.settlements:
-                        self.settle(partition, offset, member, [p])
         holdings.rebuild(holdings.owned - self._counted)
 
     def changed(self, partitions: Iterable[int]) -> None:
@@ -126,28 +96,15 @@ class Handover:
     def views_to_publish(self, every: bool = False, figures: bool = False
                          ) -> list[PartitionView]:
         """Own views changed since last asked (or ``every`` own view), with the input
-        offsets they include, what settlements added to their positions' cost, and (with
-        ``figures``) their members' own figures."""
+        offsets they include and (with ``figures``) their members' own figures."""
         ccp = self.state.ccp
         ready = sorted((ccp.holdings.owned if every else self._unpublished) & self._counted)
         self._unpublished -= set(ready)
-        settlements = self.topics.name(t.SETTLEMENTS)
-        through = {p: offset for (topic, p), offset in self.state.offsets.items()
-                   if topic == settlements}
         views = ccp.holdings.views
         return [replace(views[p], offsets=self.offsets(p),
-                        settled=replace(self._settled_in(p), through=through),
                         figures=ccp.figures(p) if figures and views[p].scenarios
                         == ccp.scenarios else None)
                 for p in ready if p in views]
-
-    def _settled_in(self, partition: int) -> Settled:
-        """``ccp.settled(partition)``, worked out again only once settlements changed."""
-        version = self.state.ccp.book.settled_version
-        held = self._settled.get(partition)
-        if held is None or held[0] != version:
-            held = self._settled[partition] = (version, self.state.ccp.settled(partition))
-        return held[1]
 
     def figures(self) -> list[MemberFigures] | None:
         """Every partition's members' own figures, in partition order: this worker's own

@@ -26,6 +26,7 @@ from risk.merge import PartitionView
 from risk.model import Collateral, Prices, Trades
 from risk.results import Results
 from risk.reverse import ReverseStress, books, reverse_stress
+from risk.settlement import Outcome
 from streams import topics as t
 from streams.codec import (
     CollateralMessage,
@@ -265,6 +266,8 @@ class Monitor:
             self.state.tally.count(topic, APPLIED, len(ts))
             self.state.tally.seen(topic, float(ts.max()))
             self.state.event_clock = max(self.state.event_clock, float(ts.max()))
+            if topic in (t.TRADES, t.PRICES):  # what the settlement horizon keeps
+                self.state.ccp.advance(float(ts.max()) - self.plausibility.settlement_window_s)
             self._pending_ts.append(ts)
             self._dirty = True
 
@@ -273,7 +276,7 @@ class Monitor:
         self.state.ccp.apply_trades(Trades(
             list(map(_MEMBER, trades)), list(map(_INSTRUMENT, trades)),
             np.fromiter(map(_QUANTITY, trades), dtype=np.float64, count=n),
-            np.fromiter(map(_PRICE, trades), dtype=np.float64, count=n)))
+            np.fromiter(map(_PRICE, trades), dtype=np.float64, count=n), ts))
         self._applied(t.TRADES, ts)
 
     def _apply_prices(self, prices: list[PriceMessage], ts: np.ndarray) -> None:
@@ -315,9 +318,14 @@ class Monitor:
         elif isinstance(message, Tombstone):
             ccp.remove_scenario(message.key)
         elif isinstance(message, SettlementMessage):
-            member = None if message.member == "*" else message.member
-            self.state.settlements.append((record.partition, record.offset, member))
-            self.handover.settle(record.partition, record.offset, member, ccp.holdings.owned)
+            outcome = ccp.settle(None if message.member == "*" else message.member, ts)
+            if outcome is Outcome.LATE:
+                self._reject(record, topic, self.plausibility.late_settlement_reason(
+                    ts, ccp.settlements.horizon), effects)
+                return effects
+            if outcome is Outcome.STALE:
+                self.state.tally.count(topic, STALE, 1)
+                return effects
         elif isinstance(message, MemberMessage):
             ccp.upsert_member(message.to_model())
         elif isinstance(message, InstrumentMessage):

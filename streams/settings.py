@@ -95,6 +95,9 @@ class Settings:
     dedupe_window: float = setting(
         7.0, "days of event time a trade id is remembered, behind the newest trade of its "
         "partition; an older trade is refused to the dead-letter topic")
+    settlement_window: float = setting(
+        3.0, "days of event time a VM settlement may come after newer events and still be "
+        "placed exactly; an older one is refused to the dead-letter topic")
     ready_max_lag: float = setting(
         10.0, "/readyz answers 503 when no fetch from the broker succeeded for this many seconds")
     compression: str = setting("none", "codec of what the worker writes to Kafka: none, gzip, "
@@ -119,9 +122,10 @@ class Settings:
         if not self.shock_min < 0 < self.shock_max:
             problems.append(f"scenario shock bounds [{self.shock_min}, {self.shock_max}] must "
                             f"hold 0 ({env_name('shock_min')}, {env_name('shock_max')})")
-        if not self.dedupe_window > 0:
-            problems.append(f"the dedupe window must be a positive number of days, not "
-                            f"{self.dedupe_window} ({env_name('dedupe_window')})")
+        for window in ("dedupe_window", "settlement_window"):
+            if not getattr(self, window) > 0:
+                problems.append(f"the {window.replace('_', ' ')} must be a positive number of "
+                                f"days, not {getattr(self, window)} ({env_name(window)})")
         if self.compression not in COMPRESSION_CODECS:
             problems.append(f"unknown compression {self.compression!r}: choose "
                             f"{', '.join(COMPRESSION_CODECS)} ({env_name('compression')})")
@@ -157,7 +161,7 @@ class Settings:
     def plausibility(self) -> Plausibility:
         """What a well-formed message must also be to be believed."""
         return Plausibility(self.max_future_skew, self.shock_min, self.shock_max,
-                            self.dedupe_window * 86_400.0)
+                            self.dedupe_window * 86_400.0, self.settlement_window * 86_400.0)
 
     @property
     def layout(self) -> Layout:

@@ -47,7 +47,7 @@ def ccp_with_losses(losses: Mapping[str, Mapping[str, float]], *,
     ccp.apply_prices(Prices(instruments, np.full(len(members), UNIT_PRICE),
                             np.zeros(len(members))))
     ccp.apply_trades(Trades(members, instruments, np.ones(len(members)),
-                            np.full(len(members), UNIT_PRICE)))
+                            np.full(len(members), UNIT_PRICE), np.zeros(len(members))))
     ccp.apply_collateral(Collateral(
         members, np.array([initial_margin.get(m, 0.0) for m in members]),
         np.array([cash.get(m, 0.0) for m in members]), np.zeros(len(members))))

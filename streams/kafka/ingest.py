@@ -8,6 +8,9 @@ outputs are out.
 Trades and collateral are shared out by the consumer group, partition number
 by partition number (:class:`streams.kafka.assignor.CoPartitionedAssignor`);
 prices reach every worker, read by a consumer of their own outside the group.
+At start, both loops wait until the reference topics are read to where they
+ended: settlements and reference data first, so that a worker rebuilding from
+the topics never finds a settlement older than its settlement horizon.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ log = logging.getLogger(__name__)
 
 # With no input the loop wakes this often to publish reference-data changes.
 IDLE_POLL_MS = 50
+# How long the loops wait at start for the reference topics to be read to their ends
+# before they read on anyway (and say so).
+REFERENCE_WAIT_S = 60.0
 # Offsets are committed in the background at most this often: they only tell
 # operators the group's progress (recovery resumes from the state's own offsets),
 # and a commit in the loop would add its round trip to every batch's latency.
@@ -99,6 +105,7 @@ class Ingest(mode.Service):
         self._commit: asyncio.Task[None] | None = None
         self._refreshing: asyncio.Future[None] | None = None
         self._committed_at = 0.0
+        self._reference_ends: dict[tuple[str, int], int] = {}
 
     async def on_start(self) -> None:
         s = self.settings
@@ -112,6 +119,10 @@ class Ingest(mode.Service):
         self.prices.assign(everywhere)
         for tp in everywhere:
             self.prices.seek(tp, self.monitor.next_offset(prices, tp.partition))
+        reference = [TopicPartition(topic, p) for topic in s.topics.names(t.REFERENCE_INPUTS)
+                     for p in sorted(self.prices.partitions_for_topic(topic) or ())]
+        self._reference_ends = {(tp.topic, tp.partition): end for tp, end in
+                                (await self.prices.end_offsets(reference)).items()}
         self.consumer = connection.batch_consumer(
             s.fetch_wait, group_id=s.group_id, client_id=f"cover2-ingest-{s.name}",
             session_timeout_ms=int(s.session_timeout * 1000),
@@ -184,11 +195,27 @@ class Ingest(mode.Service):
         await asyncio.sleep(0)
         await self.refresh()
 
+    async def _reference_read(self) -> None:
+        """Wait until the reference topics are read to where they ended at start."""
+        started = time.monotonic()
+        monitor, ends = self.monitor, self._reference_ends
+        while any(monitor.next_offset(topic, p) < end for (topic, p), end in ends.items()):
+            if time.monotonic() - started > REFERENCE_WAIT_S:
+                behind = sorted(f"{topic}/{p}" for (topic, p), end in ends.items()
+                                if monitor.next_offset(topic, p) < end)
+                log.warning("the reference topics are not read to their ends after %.0f s (%s "
+                            "behind): reading trades, prices and collateral anyway",
+                            REFERENCE_WAIT_S, ", ".join(behind))
+                break
+            await asyncio.sleep(0.02)
+        self._reference_ends = {}
+
     @mode.Service.task
     @supervised("the ingest loop (trades, collateral)", lambda self: self.reading(self.consumer))
     async def _consume(self) -> None:
         assert self.consumer is not None
         consumer, monitor = self.consumer, self.monitor
+        await self._reference_read()
         while not self.should_stop:
             batch = await consumer.getmany(timeout_ms=IDLE_POLL_MS,
                                            max_records=self.settings.max_batch)
@@ -205,6 +232,7 @@ class Ingest(mode.Service):
     @supervised("the price loop", lambda self: self.reading(self.prices))
     async def _consume_prices(self) -> None:
         assert self.prices is not None
+        await self._reference_read()
         while not self.should_stop:
             batch = await self.prices.getmany(timeout_ms=IDLE_POLL_MS,
                                               max_records=self.settings.max_batch)

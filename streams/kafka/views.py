@@ -4,9 +4,7 @@ A message is one partition's view, whole: a small JSON header (who sent it,
 the partition, the input offsets it includes, the scenario, group and member
 ids) and then the exposure and need matrices, each as a bitmap of its non-zero
 cells and their values as little-endian float64 (most credit exposures are
-zero), and what settlements added to the partition's positions' cost, for its
-next owner.
-Whole views, not changes, so that a reader needs only the latest view of a
+zero). Whole views, not changes, so that a reader needs only the latest view of a
 partition, and a new owner's view replaces the old owner's at once.
 
 A worker alone in its consumer group publishes nothing: nobody needs its views.
@@ -27,7 +25,7 @@ import msgspec
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from risk.merge import MemberFigures, PartitionView, Settled
+from risk.merge import MemberFigures, PartitionView
 from streams import topics as t
 from streams.failure import supervised
 from streams.kafka.clients import Connection
@@ -41,9 +39,7 @@ _LENGTH = struct.Struct(">I")
 
 
 class Header(msgspec.Struct, frozen=True):
-    """Everything of a view but its arrays; ``through`` is None when it carries no
-    settlements, else the settlements' ``through`` with their distinct member and
-    instrument ids and how many (member, instrument) pairs follow the matrices."""
+    """Everything of a view but its arrays."""
 
     group_id: str
     sender: str
@@ -53,10 +49,6 @@ class Header(msgspec.Struct, frozen=True):
     groups: tuple[str, ...]
     members: tuple[tuple[str, ...], ...]
     margin_level: tuple[int, ...]
-    through: dict[int, int] | None = None
-    settled_members: tuple[str, ...] = ()
-    settled_instruments: tuple[str, ...] = ()
-    settled_pairs: int = 0
     # With the members' own figures (now and then): their ids; the arrays follow the rest.
     figure_members: tuple[str, ...] | None = None
     # The event times (ms) of the trades and collateral newly included, and their counts.
@@ -67,31 +59,14 @@ class Header(msgspec.Struct, frozen=True):
     need_nonzero: int = 0
 
 
-def _numbered(names: tuple[str, ...]) -> tuple[tuple[str, ...], bytes]:
-    """Distinct ``names``, and each name's number among them as little-endian int32."""
-    distinct = tuple(dict.fromkeys(names))
-    number = {name: i for i, name in enumerate(distinct)}
-    return distinct, np.fromiter(map(number.__getitem__, names), dtype="<i4",
-                                 count=len(names)).tobytes()
-
-
 def encode_view(view: PartitionView, group_id: str, sender: str,
                 times: EventTimes | None = None) -> bytes:
-    """One message: header length, header, exposure, need, then the settled pairs:
-    member numbers, instrument numbers, amounts; then, when it carries them, the members'
-    own figures: vm, initial margin, cash, settlement obligation, and their P&L by
+    """One message: header length, header, exposure, need, then, when it carries them,
+    the members' own figures: vm, initial margin, cash, settlement obligation, and their P&L by
     scenario (members x scenarios). The header carries ``times``, the event times of the
     trades and collateral the view newly includes."""
     exposure, need = _sparse(view.exposure), _sparse(view.need)
-    settled, arrays = view.settled, [*exposure, *need]
-    through, pairs = None, 0
-    members: tuple[str, ...] = ()
-    instruments: tuple[str, ...] = ()
-    if settled is not None:
-        through, pairs = settled.through, len(settled.amount)
-        members, member_numbers = _numbered(settled.members)
-        instruments, instrument_numbers = _numbered(settled.instruments)
-        arrays += [member_numbers, instrument_numbers, settled.amount.astype("<f8").tobytes()]
+    arrays = [*exposure, *need]
     figures = view.figures
     if figures is not None:
         arrays += [np.asarray(array, "<f8").tobytes() for array in (
@@ -99,7 +74,7 @@ def encode_view(view: PartitionView, group_id: str, sender: str,
             figures.pnl)]
     header = msgspec.json.encode(Header(
         group_id, sender, view.partition, view.offsets, view.scenarios, view.groups,
-        view.members, tuple(view.margin_level.tolist()), through, members, instruments, pairs,
+        view.members, tuple(view.margin_level.tolist()),
         figures.members if figures is not None else None,
         *((times.milliseconds, times.counts) if times is not None else ((), ())),
         len(exposure[1]) // 8, len(need[1]) // 8))
@@ -144,31 +119,17 @@ def view_of(header: Header, start: int, value: bytes) -> PartitionView:
     """The view of a message whose header :func:`decode_header` read; ValueError if the rest
     does not match it."""
     shape = (len(header.groups), len(header.scenarios))
-    bitmap, pairs = (shape[0] * shape[1] + 7) // 8, header.settled_pairs
+    bitmap = (shape[0] * shape[1] + 7) // 8
     matrices = 2 * bitmap + 8 * (header.exposure_nonzero + header.need_nonzero)
     n_f = len(header.figure_members or ())
     figure_cells = n_f * (4 + len(header.scenarios))
-    if len(value) != start + matrices + 16 * pairs + 8 * figure_cells \
+    if len(value) != start + matrices + 8 * figure_cells \
             or len(header.members) != shape[0] or len(header.margin_level) != shape[0] \
             or len(header.event_ms) != len(header.event_counts):
         raise ValueError("not a partition view: sizes do not match the header")
     exposure = _dense(value, start, shape, header.exposure_nonzero)
     need = _dense(value, start + bitmap + 8 * header.exposure_nonzero, shape,
                   header.need_nonzero)
-    settled = None
-    if header.through is not None:
-        start += matrices
-        member_numbers = np.frombuffer(value, "<i4", pairs, start)
-        instrument_numbers = np.frombuffer(value, "<i4", pairs, start + 4 * pairs)
-        amount = np.frombuffer(value, "<f8", pairs, start + 8 * pairs).astype(np.float64)
-        if min(member_numbers.min(initial=0), instrument_numbers.min(initial=0)) < 0 \
-                or member_numbers.max(initial=-1) >= len(header.settled_members) \
-                or instrument_numbers.max(initial=-1) >= len(header.settled_instruments):
-            raise ValueError("not a partition view: a settled pair names no id")
-        settled = Settled(tuple(header.settled_members[i] for i in member_numbers.tolist()),
-                          tuple(header.settled_instruments[i]
-                                for i in instrument_numbers.tolist()),
-                          amount, header.through)
     figures = None
     if header.figure_members is not None:
         at = len(value) - 8 * figure_cells
@@ -178,7 +139,7 @@ def view_of(header: Header, start: int, value: bytes) -> PartitionView:
                                 obligation, flat[4 * n_f:].reshape(n_f, len(header.scenarios)))
     return PartitionView(header.partition, header.offsets, header.scenarios,
                                  header.groups, header.members, exposure, need,
-                                 np.array(header.margin_level, dtype=np.intp), settled, figures)
+                                 np.array(header.margin_level, dtype=np.intp), figures=figures)
 
 
 class ViewExchange(mode.Service):

@@ -32,6 +32,7 @@ class Trade(faust.Record, serializer="json"):
     instrument: str
     quantity: float
     price: float
+    ts: float
 
 
 class Price(faust.Record, serializer="json"):
@@ -81,7 +82,7 @@ def main() -> None:
     async def trades(stream: Any) -> None:
         async for trade in stream:
             ccp.apply_trades(Trades([trade.member], [trade.instrument], one * trade.quantity,
-                                    one * trade.price))
+                                    one * trade.price, one * trade.ts))
             count()
 
     @app.agent(app.topic(topics.name(t.PRICES), value_type=Price))

@@ -27,13 +27,13 @@ def apply_to_plain(plain: PlainCcp, topic: str, message: Any,
     record's timestamp in seconds, the event time of a message without ``ts``."""
     ts = received_ts if getattr(message, "ts", None) is None else message.ts
     if isinstance(message, TradeMessage):
-        plain.trade(message.member, message.instrument, message.quantity, message.price)
+        plain.trade(message.member, message.instrument, message.quantity, message.price, ts)
     elif isinstance(message, PriceMessage):
         plain.price(message.instrument, message.price, ts)
     elif isinstance(message, CollateralMessage):
         plain.post_collateral(message.member, message.initial_margin, message.cash, ts)
     elif isinstance(message, SettlementMessage):
-        plain.settle(None if message.member == "*" else message.member)
+        plain.settle(None if message.member == "*" else message.member, ts)
     elif isinstance(message, MemberMessage):
         plain.upsert_member(message.to_model())
     elif isinstance(message, InstrumentMessage):

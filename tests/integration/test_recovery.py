@@ -81,7 +81,7 @@ def hot_stream(rng: random.Random, n: int) -> list[tuple[str, str, dict[str, Any
 def apply_plain(plain: PlainCcp, stream: list[tuple[str, str, dict[str, Any]]]) -> None:
     for topic, _, v in stream:
         if topic == "trades":
-            plain.trade(v["member"], v["instrument"], v["quantity"], v["price"])
+            plain.trade(v["member"], v["instrument"], v["quantity"], v["price"], v["ts"])
         elif topic == "prices":
             plain.price(v["instrument"], v["price"], v["ts"])
         else:
@@ -165,12 +165,22 @@ async def test_a_long_random_stream_equals_the_plain_recompute(spawn: Spawn, fee
     assert_matches_plain(worker, plain)
 
 
+def settlement(member: str, ts: float) -> tuple[str, str, dict[str, Any]]:
+    return ("settlements", member, {"member": member, "ts": ts})
+
+
 async def test_kill_9_and_an_upstream_replay_change_nothing(spawn: Spawn, feed: Feed) -> None:
+    """Settlements in the middle of the stream, each sent out of step with the trades and
+    prices around it, then kill -9 and a replay that interleaves them differently."""
     rng = random.Random(11)
     worker, plain = await worker_with_reference_data(spawn, feed, rng)
-    stream = hot_stream(rng, 4_000)
+    stream = hot_stream(rng, 4_000)  # event times 1,001 to 5,000
     first, second = stream[:2_500], stream[2_500:]
+    # M2 through 4,600, sent before the events after 3,500; everyone through 2,200 and M5
+    # through 3,000, sent after events up to 3,500.
+    await send(feed, [settlement("M2", 4_600.0)])
     await send(feed, first)
+    await send(feed, [settlement("*", 2_200.0), settlement("M5", 3_000.0)])
     await eventually(lambda: worker.get("/cover2")[1]["counts"]["trades"] > 1_000,
                      what="part of the stream applied")
     worker.kill()  # mid-stream: some of the first part is applied, some may not be
@@ -180,7 +190,13 @@ async def test_kill_9_and_an_upstream_replay_change_nothing(spawn: Spawn, feed: 
     await worker.healthy()
     await send(feed, [m for m in stream if m[0] == "trades"])  # upstream re-sends every trade
     apply_plain(plain, stream)
-    await eventually(lambda: applied(worker, stream), what="the whole stream applied once")
+    for member, ts in (("M2", 4_600.0), (None, 2_200.0), ("M5", 3_000.0)):
+        plain.settle(member, ts)
+
+    def settled() -> bool:
+        return worker.sample('ccp_events_total{outcome="applied",topic="settlements"}') == 3
+    await eventually(lambda: applied(worker, stream) and settled(),
+                     what="the whole stream applied once, and the settlements")
     assert_matches_plain(worker, plain)
 
 
@@ -242,7 +258,7 @@ async def test_days_with_settlements_and_the_dedupe_window_survive_kill_9(
     await eventually(lambda: applied(worker, day1), what="day 1")
     await settle_and_checkpoint(worker, feed, MIDNIGHT + 17 * 3_600)
     apply_plain(plain, day1)
-    plain.settle(None)
+    plain.settle(None, MIDNIGHT + 17 * 3_600)
 
     half = len(day2) // 2
     await send(feed, day2[:half])

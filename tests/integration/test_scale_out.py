@@ -58,9 +58,13 @@ async def test_three_workers_one_killed_then_a_fourth_joins(spawn: Spawn, feed: 
     assert sorted(p for share in shares for p in share) == [0, 1, 2, 3]
     assert all(shares), shares  # four partitions over three workers: each holds some
 
-    # Everyone's variation margin settled: a partition that moves later must keep it.
-    await send(feed, [("settlements", "*", {"member": "*"})])
-    plain.settle(None)
+    # Settlements in the middle of the stream, out of step with it: everyone through 1,250
+    # (after events up to 1,300), M3 through 1,400 (before the events after 1,300). A
+    # partition that moves later is replayed on the same side of them.
+    await send(feed, [("settlements", "*", {"member": "*", "ts": 1_250.0}),
+                      ("settlements", "M3", {"member": "M3", "ts": 1_400.0})])
+    plain.settle(None, 1_250.0)
+    plain.settle("M3", 1_400.0)
     await all_exact(workers, plain)
 
     await send(feed, stream[300:450])

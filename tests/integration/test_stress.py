@@ -91,7 +91,10 @@ async def test_stress_as_of_now_equals_the_worker_and_mid_stream_the_plain_model
     stream = hot_stream(rng, EVENTS)
     start = time.time() + 1.0
     timed(stream, start)
+    # Everyone settled at the event time of message 1,500, sent after the whole stream.
+    settled_at = stream[1_500][2]["ts"]
     await send(feed, stream)
+    await send(feed, [("settlements", "*", {"member": "*", "ts": settled_at})])
     await eventually(lambda: applied(worker, stream), what="the stream applied")
 
     after_all = max(value["ts"] for _, _, value in stream) + 1.0
@@ -111,6 +114,22 @@ async def test_stress_as_of_now_equals_the_worker_and_mid_stream_the_plain_model
     code, document, said = stress(broker, prefix, tmp_path, "--as-of", repr(as_of))
     assert code == 0, said
     assert_same(document, mid)
+
+    # Just before the settlement and just after it: the plain model's figures each time,
+    # and the settlement makes a difference.
+    liquidity = []
+    for as_of_settlement, settles in ((settled_at - SPACING_S / 2, False),
+                                      (settled_at + SPACING_S / 2, True)):
+        _, around = reference_data(random.Random(3))
+        apply_plain(around, [m for m in stream if m[2]["ts"] <= as_of_settlement])
+        if settles:
+            around.settle(None, settled_at)
+        code, document, said = stress(broker, prefix, tmp_path, "--as-of",
+                                      repr(as_of_settlement))
+        assert code == 0, said
+        assert_same(document, around)
+        liquidity.append(document["liquidity"]["cover2"])
+    assert abs(liquidity[0] - liquidity[1]) > 1.0, liquidity
 
     # A supervisor's scenarios alone, on the same state.
     file = tmp_path / "supervisor.json"

@@ -26,6 +26,7 @@ class Trade:
     instrument: str
     quantity: float
     price: float
+    ts: float
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class PostCollateral:
 @dataclass(frozen=True)
 class Settle:
     member: str | None
+    ts: float
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ class RemoveScenario:
 
 
 trades = st.builds(Trade, st.sampled_from(MEMBERS), st.sampled_from(INSTRUMENTS), quantities,
-                   prices)
+                   prices, times)
 marks = st.builds(Price, st.sampled_from(INSTRUMENTS), prices, times)
 collateral = st.builds(PostCollateral, st.sampled_from(MEMBERS), amounts, amounts, times)
 hot_events = st.one_of(trades, trades, marks, collateral)
@@ -75,7 +77,7 @@ liquid = st.builds(LiquidResource, st.just("r"), st.sampled_from(list(LiquidityT
 resources = st.builds(Resources, amounts, amounts, st.lists(liquid, max_size=4).map(tuple))
 reference_events = st.one_of(
     members, members, instruments, scenarios, scenarios, resources,
-    st.builds(Settle, st.none() | st.sampled_from(MEMBERS)),
+    st.builds(Settle, st.none() | st.sampled_from(MEMBERS), times),
     st.builds(RemoveMember, st.sampled_from(MEMBERS)),
     st.builds(RemoveScenario, st.sampled_from(SCENARIOS)),
 )

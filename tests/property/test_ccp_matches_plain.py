@@ -19,7 +19,7 @@ from tests.tolerances import MONEY_ATOL, MONEY_RTOL
 def apply_hot(ccp: Ccp, plain: PlainCcp, events: list[object]) -> None:
     for e in events:
         if isinstance(e, s.Trade):
-            plain.trade(e.member, e.instrument, e.quantity, e.price)
+            plain.trade(e.member, e.instrument, e.quantity, e.price, e.ts)
         elif isinstance(e, s.Price):
             plain.price(e.instrument, e.price, e.ts)
         elif isinstance(e, s.PostCollateral):
@@ -30,7 +30,8 @@ def apply_hot(ccp: Ccp, plain: PlainCcp, events: list[object]) -> None:
     ccp.apply_prices(Prices([e.instrument for e in pr], np.array([e.price for e in pr]),
                             np.array([e.ts for e in pr])))
     ccp.apply_trades(Trades([e.member for e in tr], [e.instrument for e in tr],
-                            np.array([e.quantity for e in tr]), np.array([e.price for e in tr])))
+                            np.array([e.quantity for e in tr]), np.array([e.price for e in tr]),
+                            np.array([e.ts for e in tr], dtype=np.float64)))
     ccp.apply_collateral(Collateral(
         [e.member for e in co], np.array([e.initial_margin for e in co]),
         np.array([e.cash for e in co]), np.array([e.ts for e in co])))
@@ -50,8 +51,8 @@ def apply_reference(ccp: Ccp, plain: PlainCcp, e: object) -> None:
         ccp.set_resources(e)
         plain.set_resources(e)
     elif isinstance(e, s.Settle):
-        ccp.settle(e.member)
-        plain.settle(e.member)
+        ccp.settle(e.member, e.ts)
+        plain.settle(e.member, e.ts)
     elif isinstance(e, s.RemoveMember):
         ccp.remove_member(e.member)
         plain.remove_member(e.member)

@@ -83,12 +83,12 @@ def test_merged_partition_views_equal_full_recompute(steps: list[tuple[object, b
     assert_same(merged(ccps), plain_results(plain))
 
 
-# M1 gains 1,000 on I0, which is settled before M1's partition moves: without the
-# previous owner's settlement, the new owner would count the gain again.
+# M1 gains 1,000 on I0 up to a settlement that arrives before its partition moves: the
+# new owner, replaying the trade, must book it settled-side.
 SETTLED_THEN_MOVED = (
     [(Member("M1", "G0", 0.0, 0.0), False), (Scenario("S0", {"I0": -0.5}, 0.0), False),
-     ([s.Trade("M1", "I0", 10.0, 100.0)], False), ([s.Price("I0", 200.0, 5.0)], False),
-     (s.Settle(None), False), ([s.Price("I0", 100.0, 6.0)], False)],
+     ([s.Trade("M1", "I0", 10.0, 100.0, 1.0)], False), ([s.Price("I0", 200.0, 5.0)], False),
+     (s.Settle(None, 5.0), False), ([s.Price("I0", 100.0, 6.0)], False)],
     {m: int(m == "M1") for m in s.MEMBERS}, [0, 0, 0, 0], [0, 1, 0, 0], 5)
 
 
@@ -98,22 +98,19 @@ SETTLED_THEN_MOVED = (
 def test_partitions_that_move_are_rebuilt_by_replay(steps: list[tuple[object, bool]],
                                                     home: dict[str, int], before: list[int],
                                                     after: list[int], cut: int) -> None:
-    """A new owner replays the partition's trades and collateral, and adds what the
-    previous owner's settlements added to the positions' cost."""
+    """A new owner replays the partition's trades and collateral; the settlements it has
+    read place each trade on its side of them."""
     ccps, plain = workers(home, before), PlainCcp()
     first_prices(ccps, plain)
     history: list[object] = []
     for i, (step, _) in enumerate(steps):
         if i == cut:
-            handed = {p: ccps[before[p]].settled(p) for p in range(N_PARTITIONS)}
             for w, ccp in enumerate(ccps):
                 gained = {p for p, o in enumerate(after) if o == w} - ccp.holdings.owned
                 ccp.own({p for p, o in enumerate(after) if o == w})
                 replay = [e for e in history if not isinstance(e, s.Price)
                           and home[e.member] in gained]  # type: ignore[attr-defined]
                 apply_hot(ccp, PlainCcp(), replay)
-                for p in gained:
-                    ccp.adopt(handed[p])
         if isinstance(step, list):
             history += step
         apply_step(ccps, plain, home, step)

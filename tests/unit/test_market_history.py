@@ -208,8 +208,9 @@ def evaluations(market: Market, days: list[tuple[dt.date, Decoded]]) -> Iterator
         for slot, group in itertools.groupby(in_order, key=lambda m: m[1]["ts"] // STEP_S):
             batch = list(group)
             apply_batch(ccp, to_batch([(t, "", v) for t, v in batch if t in FEED_TOPICS[:3]]))
-            if any(t == "settlements" for t, _ in batch):
-                ccp.settle(None)
+            for t, v in batch:
+                if t == "settlements":
+                    ccp.settle(None, v["ts"])
             end = (slot + 1) * STEP_S
             credit = ccp.publish(now=end)[0].credit
             yield Evaluation(d, end, credit.headroom, credit.cover2)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from risk.merge import MemberFigures, PartitionView, Settled
+from risk.merge import MemberFigures, PartitionView
 from streams.kafka.views import decode_view, encode_view
 from streams.records import EventTimes
 
@@ -21,12 +21,6 @@ def views(draw: st.DrawFn) -> PartitionView:
     matrix = st.lists(finite, min_size=n_groups * n_scenarios,
                       max_size=n_groups * n_scenarios).map(
         lambda cells: np.array(cells, dtype=np.float64).reshape(n_groups, n_scenarios))
-    pairs = draw(st.integers(0, 5))
-    settled = draw(st.none() | st.builds(
-        Settled, st.lists(names, min_size=pairs, max_size=pairs).map(tuple),
-        st.lists(names, min_size=pairs, max_size=pairs).map(tuple),
-        st.lists(finite, min_size=pairs, max_size=pairs).map(np.array),
-        st.dictionaries(st.integers(0, 3), st.integers(0, 10**12))))
     scenarios = tuple(f"S{s}" for s in range(n_scenarios))
     n_members = draw(st.integers(0, 3))
     vector = st.lists(finite, min_size=n_members, max_size=n_members).map(np.array)
@@ -42,7 +36,7 @@ def views(draw: st.DrawFn) -> PartitionView:
         tuple(tuple(draw(st.lists(names, max_size=2))) for _ in range(n_groups)),
         draw(matrix), draw(matrix),
         np.array(draw(st.lists(st.integers(0, 2), min_size=n_groups, max_size=n_groups)),
-                 dtype=np.intp), settled, figures)
+                 dtype=np.intp), figures=figures)
 
 
 @settings(max_examples=200, deadline=None)
@@ -59,13 +53,6 @@ def test_a_view_decodes_to_what_was_encoded(view: PartitionView, ts: list[float]
     np.testing.assert_array_equal(decoded.exposure, view.exposure)
     np.testing.assert_array_equal(decoded.need, view.need)
     np.testing.assert_array_equal(decoded.margin_level, view.margin_level)
-    if view.settled is None:
-        assert decoded.settled is None
-    else:
-        assert decoded.settled is not None
-        assert (decoded.settled.members, decoded.settled.instruments, decoded.settled.through) \
-            == (view.settled.members, view.settled.instruments, view.settled.through)
-        np.testing.assert_array_equal(decoded.settled.amount, view.settled.amount)
     if view.figures is None:
         assert decoded.figures is None
     else:
@@ -79,7 +66,7 @@ def test_a_view_decodes_to_what_was_encoded(view: PartitionView, ts: list[float]
 
 def test_a_message_that_is_not_a_view_is_refused() -> None:
     view = PartitionView(0, (1, 2), ("S",), ("G",), (("A",),), np.ones((1, 1)), np.ones((1, 1)),
-                         np.zeros(1, dtype=np.intp), Settled(("A",), ("I",), np.ones(1), {0: 3}))
+                         np.zeros(1, dtype=np.intp))
     encoded = encode_view(view, "cover2", "w1")
     uneven = encode_view(view, "cover2", "w1", EventTimes((1, 2), (1,)))
     for broken in (b"", b"\x00\x00\x00\x05{}", encoded[:-1], encoded + b"\x00", uneven):

@@ -56,7 +56,24 @@ def test_reference_data_stamped_far_ahead_is_refused_too() -> None:
     effects = m.apply_reference(member)
     assert effects.dead_letters and "M1" not in m.state.ccp.reference
     settled = m.apply_reference(record("settlements", {"member": "*", "ts": NOW * 1000}))
-    assert settled.dead_letters and not m.state.settlements
+    assert settled.dead_letters and m.state.ccp.settlements.everyone == float("-inf")
+
+
+def test_a_settlement_older_than_the_settlement_window_is_refused() -> None:
+    """A window of 1 day: with a trade at NOW, a settlement 1 day and 1 s old is refused,
+    one just inside is placed, one older than a settlement already placed is stale."""
+    m = Monitor(TOPICS, CallPolicy(), clock=lambda: NOW,
+                plausibility=Plausibility(SKEW, -1.0, 10.0, settlement_window_s=86_400.0))
+    m.ingest([[record("trades", {"trade_id": "T1", "member": "A", "instrument": "X",
+                                 "quantity": 1.0, "price": 10.0, "ts": NOW})]])
+    late = m.apply_reference(record("settlements", {"member": "*", "ts": NOW - 86_401}))
+    assert "COVER2_SETTLEMENT_WINDOW" in reasons(late.dead_letters)[0]
+    assert m.state.ccp.settlements.everyone == float("-inf")
+    placed = m.apply_reference(record("settlements", {"member": "*", "ts": NOW - 86_399}, 1))
+    assert not placed.dead_letters and m.state.ccp.settlements.everyone == NOW - 86_399
+    stale = m.apply_reference(record("settlements", {"member": "A", "ts": NOW - 86_399.5}, 2))
+    assert not stale.dead_letters
+    assert (m.counts()["rejected"], m.counts()["stale"]) == (1, 1)
 
 
 @pytest.mark.parametrize(("shocks", "default", "refused"), [

@@ -214,13 +214,14 @@ def test_book_batches_keep_pnl_equal_to_the_full_recompute(
     book.reserve(N_MEMBERS, N_INSTRUMENTS)
     for kind, rows in batches:
         if kind == "trades":
-            marked, pairs = book.apply_trades(
-                np.array([r[0] for r in rows], dtype=np.intp),
-                np.array([r[1] for r in rows], dtype=np.intp),
-                np.array([r[2] for r in rows]), np.array([r[3] for r in rows]))
+            instruments = np.array([r[1] for r in rows], dtype=np.intp)
+            price = np.array([r[3] for r in rows])
+            marked = book.mark_unpriced(instruments, price, np.zeros(len(rows)))
             if marked is not None:
                 stress.apply_block(marked)
-            stress.apply_pairs(pairs)
+            stress.apply_pairs(book.apply_trades(
+                np.array([r[0] for r in rows], dtype=np.intp), instruments,
+                np.array([r[2] for r in rows]), price, None))
         elif kind == "prices":
             change, _ = book.apply_prices(np.array([r[0] for r in rows], dtype=np.intp),
                                           np.array([r[1] for r in rows]),
