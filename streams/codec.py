@@ -16,6 +16,7 @@ import numpy as np
 
 from risk.model import Instrument, LiquidityType, LiquidResource, Member, Resources, Scenario
 from streams import topics as t
+from streams.documents import iso
 
 Id = Annotated[str, msgspec.Meta(min_length=1)]
 Positive = Annotated[float, msgspec.Meta(gt=0)]
@@ -142,11 +143,12 @@ class Plausibility:
 
     def late_settlement_reason(self, ts: float, horizon: float) -> str:
         """Why a settlement too old to be placed exactly is refused."""
-        return (f"settlement with event time ts={ts!r} is {(horizon - ts) / 86_400:,.2f} days "
-                f"older than the settlement horizon ({horizon!r}: the newest trade or price "
-                f"event time less COVER2_SETTLEMENT_WINDOW, {self.settlement_window_s / 86_400:g} "
-                "days): the trades and marks after it are no longer kept, so it cannot be placed "
-                "exactly; raise the window and rebuild the state from the topics")
+        return (f"settlement with event time ts={ts!r} ({iso(ts)}) is "
+                f"{(horizon - ts) / 86_400:,.2f} days older than the settlement horizon "
+                f"({iso(horizon)}: the newest trade or price event time less "
+                f"COVER2_SETTLEMENT_WINDOW, {self.settlement_window_s / 86_400:g} days): the "
+                "trades and marks after it are no longer kept, so it cannot be placed exactly; "
+                "raise the window and rebuild the state from the topics")
 
     def scenario_problem(self, scenario: ScenarioMessage) -> str | None:
         """Why a scenario's shocks are refused, or None."""
