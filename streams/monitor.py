@@ -114,9 +114,10 @@ class Monitor:
 
     @property
     def dirty(self) -> bool:
-        """Whether anything was applied since the last refresh, or a partition is
-        being rebuilt (a refresh is when it is taken over)."""
-        return self._dirty or bool(self.state.ccp.holdings.rebuilding)
+        """Whether anything was applied since the last refresh, a partition is being
+        rebuilt (a refresh is when it is taken over), or a recompute has slices left."""
+        ccp = self.state.ccp
+        return self._dirty or bool(ccp.holdings.rebuilding) or ccp.recomputing
 
     async def reverse_stress(self) -> None:
         """Work out the shock multipliers to exhaustion of the latest results, off the event
@@ -338,7 +339,8 @@ class Monitor:
         return effects
 
     def recompute(self) -> None:
-        """Recompute every scenario P&L from positions at the next refresh."""
+        """Recompute every scenario P&L from positions, a slice of scenarios at each
+        refresh from the next on."""
         self.state.ccp.recompute()
         self._dirty = True
 

@@ -94,7 +94,7 @@ class NaiveMonitor(Monitor):
     """The textbook approach: every batch recomputes all exposures from positions."""
 
     def refresh(self) -> list[Any]:
-        self.state.ccp.recompute()
+        self.state.ccp.recompute(at_once=True)
         return super().refresh()
 
 

@@ -78,7 +78,7 @@ def main() -> None:
         apply_batch(ccp, to_batch(feed.events(50_000)))
     ccp.publish(now=0.0)
     print(f"book filled with {args.fill} events in {time.perf_counter() - start:.1f} s", flush=True)
-    ccp.recompute()
+    ccp.recompute(at_once=True)
     print(f"full recompute of all scenario P&L: {timed(lambda: ccp.publish(now=0.0)) * 1e3:.0f} ms")
     print(f"{'batch':>8} {'apply ms':>9} {'publish ms':>11} {'total ms':>9} {'us/event':>9} "
           f"{'events/s':>10}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -129,9 +131,10 @@ def test_incremental_core_equals_full_recompute(steps: list[tuple[object, bool]]
 
 
 @settings(max_examples=100, deadline=None)
-@given(s.steps, st.integers(0, 13))
+@given(s.steps, st.integers(0, 13), st.integers(1, 3))
 def test_recompute_from_positions_changes_nothing(steps: list[tuple[object, bool]],
-                                                  cut: int) -> None:
+                                                  cut: int, slice_size: int) -> None:
+    """A recompute in slices: after each slice, and once done, the same results."""
     ccp, plain = Ccp(), PlainCcp()
     for step, _ in steps[: cut + 1]:
         if isinstance(step, list):
@@ -139,4 +142,11 @@ def test_recompute_from_positions_changes_nothing(steps: list[tuple[object, bool
         else:
             apply_reference(ccp, plain, step)
     ccp.recompute()
-    assert_same(ccp.publish(now=0.0)[0], plain_results(plain))
+    refreshes = 0
+    with patch("risk.ccp.RECOMPUTE_SLICE", slice_size):
+        while True:
+            assert_same(ccp.publish(now=0.0)[0], plain_results(plain))
+            refreshes += 1
+            if not ccp.recomputing:
+                break
+    assert refreshes == max(1, -(-ccp.stress.n_scenarios // slice_size))
