@@ -100,11 +100,12 @@ class _Chunks:
         if len(ts):
             self.chunks.append((float(ts.max()), (ts, *columns)))
 
-    def concatenated(self, width: int) -> tuple[np.ndarray, ...]:
-        if not self.chunks:
+    def concatenated(self, width: int, after: float = -math.inf) -> tuple[np.ndarray, ...]:
+        """Every column of the chunks whose newest event time is after ``after``."""
+        chunks = [columns for newest, columns in self.chunks if newest > after]
+        if not chunks:
             return tuple(np.zeros(0) for _ in range(width))
-        return tuple(np.concatenate(column) for column in zip(*(c for _, c in self.chunks),
-                                                                strict=True))
+        return tuple(np.concatenate(column) for column in zip(*chunks, strict=True))
 
     def leave(self, horizon: float) -> list[tuple[np.ndarray, ...]]:
         """Drop the leading chunks wholly at or before ``horizon``; returns them."""
@@ -182,7 +183,7 @@ class TradeLog:
                                                           FloatArray]:
         """The trades of ``members`` (a mask over member numbers) with event time after
         ``t``: (members, instruments, quantity, price)."""
-        ts, m, j, quantity, price = self._trades.concatenated(5)
+        ts, m, j, quantity, price = self._trades.concatenated(5, after=t)
         m = m.astype(np.intp)
         chosen = (ts > t) & members[m] if len(ts) else np.zeros(0, dtype=np.bool_)
         return m[chosen], j[chosen].astype(np.intp), quantity[chosen], price[chosen]
