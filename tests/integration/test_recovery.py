@@ -299,3 +299,34 @@ async def test_days_with_settlements_and_the_dedupe_window_survive_kill_9(
     await eventually(counted, what="every trade applied once, the late ones refused")
     assert metric(worker, "ccp_dedupe_remembered_trades") == remembered
     assert_matches_plain(worker, plain)
+
+
+async def test_a_worker_rebuilding_days_from_the_topics_places_every_settlement(
+        spawn: Spawn, feed: Feed) -> None:
+    """Three days of trades and prices, everyone settled at 17:00 on the first two, all on
+    the topics before a worker with a one-day settlement window starts. Read by arrival,
+    the first day's settlement would be older than the window behind the prices of the
+    third; the worker reads the settlements first, so it refuses none, and it ends equal
+    to the plain model."""
+    rng = random.Random(29)
+    messages, plain = reference_data(rng)
+    await send(feed, messages)
+    sent: list[tuple[str, str, dict[str, Any]]] = []
+    for day in range(3):
+        trades = trading(rng, day, 9.0, 7.5, 300, day * 10_000)
+        await send(feed, trades)
+        apply_plain(plain, trades)
+        sent += trades
+        if day < 2:
+            await send(feed, [settlement("*", MIDNIGHT + day * DAY + 17 * 3_600)])
+            plain.settle(None, MIDNIGHT + day * DAY + 17 * 3_600)
+    worker = await spawn("w1", "--settlement-window", "1").healthy()
+
+    def settled() -> bool:
+        return worker.sample('ccp_events_total{outcome="applied",topic="settlements"}') == 2
+    await eventually(lambda: applied(worker, sent) and settled(),
+                     what="three days applied and both settlements placed")
+    assert worker.get("/cover2")[1]["counts"]["rejected"] == 0
+    assert_matches_plain(worker, plain)
+
+
