@@ -291,8 +291,10 @@ class Ccp:
         moved = moved[self.holdings.held[moved]]
         if len(moved):
             settlements = self.settlements
-            self.book.resettle(moved, settlements.trades.after(ts, np.isin(
-                np.arange(len(settlements.through)), moved)), settlements.marks_at[ts].price)
+            chosen = np.zeros(len(settlements.through), dtype=np.bool_)
+            chosen[moved] = True
+            self.book.resettle(moved, settlements.trades.after(ts, chosen),
+                               settlements.marks_at[ts].price)
             self._touch(moved)
         return outcome
 
