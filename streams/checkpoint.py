@@ -68,7 +68,12 @@ class CheckpointStore:
         return Cut(pid, temp, self.path, started, time.monotonic() - started)
 
     def load(self) -> MonitorState | None:
-        """The saved state, or None when there is none that fits these topics."""
+        """The saved state, or None when there is none that fits these topics. Cuts a
+        previous run of this worker left unfinished (killed while a child wrote one) are
+        removed."""
+        for leftover in self.directory.glob(f"{self.worker}.tmp*"):
+            log.info("removing %s, a checkpoint a previous run left unfinished", leftover)
+            leftover.unlink(missing_ok=True)
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:

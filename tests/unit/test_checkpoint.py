@@ -35,3 +35,14 @@ async def test_a_checkpoint_that_cannot_be_written_fails_loudly_and_keeps_the_la
         await store.cut(state).keep()
     loaded = store.load()
     assert loaded is not None and loaded.offsets == {}
+
+
+async def test_cuts_left_unfinished_by_a_killed_run_are_removed_at_start(
+        tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path, "w1", "ccp.")
+    await store.cut(MonitorState(Ccp())).keep()
+    # A run killed while its child wrote: the temporary file stays behind.
+    (tmp_path / "w1.tmp4242-17").write_bytes(b"half a checkpoint")
+    (tmp_path / "w2.tmp4242-17").write_bytes(b"another worker's")
+    assert store.load() is not None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w1.state", "w2.tmp4242-17"]
