@@ -94,6 +94,11 @@ class Ccp:
         self.worst_scenario: IndexArray = np.zeros(0, dtype=np.intp)
         self.sequence = 0
         self._touched: BoolArray = np.zeros(0, dtype=np.bool_)
+        # Members whose reference data was removed, forgotten once they are gone
+        # (:meth:`_forget_gone`); the event time of a forgotten member's last collateral, by
+        # id (its settled-through time is in ``settlements.left``).
+        self._removed: BoolArray = np.zeros(0, dtype=np.bool_)
+        self.forgotten: dict[str, float] = {}
         self._dirty_scenarios: set[int] = set()
         self._recompute: list[int] = []
 
@@ -136,6 +141,14 @@ class Ccp:
         self.worst_exposure = grown(self.worst_exposure, n_m, 0, 0.0)
         self.worst_scenario = grown(self.worst_scenario, n_m, 0, 0)
         self._touched = grown(self._touched, n_m, 0, False)
+        self._removed = grown(self._removed, n_m, 0, False)
+        for m in range(first, n_m):
+            name = self.members.names[m]
+            if name in self.forgotten:  # a forgotten member comes back, its data still removed
+                self.book.collateral_ts[m] = self.forgotten.pop(name)
+                self.settlements.through[m] = max(self.settlements.through[m],
+                                                  self.settlements.left.pop(name, -np.inf))
+                self._removed[m] = self._touched[m] = True
 
     def _touch(self, members: IndexArray) -> None:
         self._touched[members] = True
@@ -151,6 +164,7 @@ class Ccp:
         released, held = self.holdings.own(partitions, home_of)
         self.book.forget(released)
         self.settlements.trades.forget(released)
+        self.settlements.last_trade[released] = -np.inf
         self.stress.pnl[released] = 0.0
         self.desk.forget(released)
         for array in (self.exposure, self.need, self.worst_exposure, self.worst_scenario):
@@ -168,12 +182,16 @@ class Ccp:
         """Add or replace a member's reference data."""
         m = int(self._member_indices([member.member])[0])
         self.reference[member.member] = member
+        self._removed[m] = False
         self._set_member(m, member.group_id, member.default_fund, member.settlement_obligation)
 
     def remove_member(self, member: str) -> None:
-        """Drop a member's reference data; positions it still holds keep counting."""
+        """Drop a member's reference data; positions it still holds keep counting, and once
+        it is gone it is forgotten (:meth:`_forget_gone`)."""
         if self.reference.pop(member, None) is not None:
-            self._set_member(int(self._member_indices([member])[0]), member, 0.0, 0.0)
+            m = int(self._member_indices([member])[0])
+            self._set_member(m, member, 0.0, 0.0)
+            self._removed[m] = True
 
     def _set_member(self, m: int, group: str, default_fund: float,
                     settlement_obligation: float) -> None:
@@ -221,8 +239,12 @@ class Ccp:
     def set_resources(self, resources: Resources) -> None:
         """Replace the CCP's resources."""
         providers = [r.provider for r in resources.liquid_resources if r.provider is not None]
-        self._member_indices(providers)
+        self._touch(self._member_indices([*self._providers(), *providers]))
         self.resources = resources
+
+    def _providers(self) -> list[str]:
+        """The members that provide a liquid resource now."""
+        return [r.provider for r in self.resources.liquid_resources if r.provider is not None]
 
     # -- events ---------------------------------------------------------------
 
@@ -242,6 +264,7 @@ class Ccp:
         if len(marking):
             self._remark(settlements.record_marks(instruments[marking], TRADE_MARK, ts[marking],
                                                   price[marking]))
+        np.maximum.at(settlements.last_trade, members, ts)
         settled, booked = settlements.booked(members, instruments, ts, price)
         pairs = self.book.apply_trades(members, instruments, trades.quantity, booked, settled)
         settlements.trades.record(members, instruments, ts, trades.quantity, price)
@@ -363,12 +386,58 @@ class Ccp:
             self.worst_exposure[rows] = 0.0
         return rows
 
+    def _forget_gone(self) -> None:
+        """Forget the members touched since the last refresh that are *gone*: their
+        reference data removed, flat, without collateral, settled through their last
+        trade and providing no liquid resource. Their rows go to the last member, and so
+        to members that come later."""
+        n = len(self.members)
+        book, settlements = self.book, self.settlements
+        removed = self._removed[:n].copy()
+        removed[[p for p in map(self.members.get, self._providers()) if p is not None]] = False
+        candidates = np.flatnonzero(self._touched[:n] & removed)
+        if not len(candidates):
+            return
+        gone = candidates[~book.position[candidates, :book.n_instruments].any(axis=1)
+                          & (book.initial_margin[candidates] == 0) & (book.cash[candidates] == 0)
+                          & (settlements.last_trade[candidates]
+                             <= settlements.through[candidates])]
+        for m in sorted(gone.tolist(), reverse=True):  # the last first: slots stay valid
+            self._drop(m)
+
+    def _drop(self, m: int) -> None:
+        name = self.members.names[m]
+        book, settlements, desk, holdings = self.book, self.settlements, self.desk, self.holdings
+        self.forgotten[name] = float(book.collateral_ts[m])
+        if settlements.through[m] > settlements.everyone:
+            settlements.left[name] = float(settlements.through[m])
+        slot, last = self.members.swap_remove(name)
+        for array, fresh in (
+                (book.position, 0.0), (book.cost, 0.0), (book.settled_quantity, 0.0),
+                (book.variation_margin, 0.0), (book.initial_margin, 0.0), (book.cash, 0.0),
+                (book.collateral_ts, -np.inf), (self.stress.pnl, 0.0),
+                (desk.level, 0), (desk.amount, 0.0), (desk.ts, -np.inf),
+                (holdings.home, 0), (holdings.held, False),
+                (settlements.through, settlements.everyone), (settlements.last_trade, -np.inf),
+                (self.default_fund, 0.0), (self.settlement_obligation, 0.0),
+                (self.exposure, 0.0), (self.need, 0.0), (self.worst_exposure, 0.0),
+                (self.worst_scenario, 0), (self._touched, False), (self._removed, False)):
+            array[slot] = array[last]
+            array[last] = fresh
+        self.group_of_member[slot] = self.group_of_member[last]
+        self.group_of_member.pop()
+        book.n_members = self.stress.n_members = last
+        settlements.trades.renumber(slot, last)
+        self._touched[slot] = slot < last
+        holdings.regroup()
+
     def refresh(self, now: float) -> tuple[list[int], list[MarginCall]]:
         """Bring every held figure up to date; ``now`` is the batch's event time.
 
         Members of partitions being rebuilt are decided as under every level.
         Returns the owned partitions whose view changed, and the margin calls to issue.
         """
+        self._forget_gone()
         rows = self._refresh_members()
         n_m, n_s = len(self.members), self.stress.n_scenarios
         level = self.desk.policy.level(self.worst_exposure[:n_m], self.book.initial_margin[:n_m])

@@ -39,6 +39,7 @@ class PlainCcp:
     def __init__(self) -> None:
         self.members: dict[str, Member] = {}
         self.known_members: list[str] = []
+        self.removed: set[str] = set()  # members whose reference data was removed
         self.multiplier: dict[str, float] = {}
         # Every trade as (member, instrument, quantity, price, event time), and every
         # price of each instrument as (event time, price), in arrival order.
@@ -146,10 +147,24 @@ class PlainCcp:
         """Add or replace reference data."""
         self._member(member.member)
         self.members[member.member] = member
+        self.removed.discard(member.member)
 
     def remove_member(self, member: str) -> None:
-        """Drop reference data; the member stays as an unknown one."""
-        self.members.pop(member, None)
+        """Drop reference data; the member stays as an unknown one until it is gone."""
+        if self.members.pop(member, None) is not None:
+            self.removed.add(member)
+
+    def gone(self, member: str) -> bool:
+        """Whether ``member`` is gone, so not listed: its reference data removed, no
+        position, no collateral (none, or none left), every trade of it settled, and no
+        liquid resource of it."""
+        position, _ = self.book()
+        im, cash, _ = self.collateral.get(member, (0.0, 0.0, 0.0))
+        through = self.settled_through(member)
+        providers = {r.provider for r in self.resources.liquid_resources}
+        return (member in self.removed and member not in providers and im == 0 and cash == 0
+                and all(q == 0 for (m, _), q in position.items() if m == member)
+                and all(ts <= through for m, _, _, _, ts in self.trades if m == member))
 
     def upsert_instrument(self, instrument: Instrument) -> None:
         """Set a multiplier: it values the whole position, VM since the last settlement too."""
@@ -208,7 +223,7 @@ def _cover(amount: dict[tuple[str, str], float], groups: list[str],
 def plain_results(plain: PlainCcp, policy: CallPolicy | None = None) -> Results:
     """Every result of :class:`risk.ccp.Ccp` under ``policy``, recomputed from scratch."""
     scenarios = list(plain.scenarios)
-    members = plain.known_members
+    members = [m for m in plain.known_members if not plain.gone(m)]
     groups = sorted({plain.group_of(m) for m in members})
     exposure: dict[tuple[str, str], float] = defaultdict(float)
     need: dict[tuple[str, str], float] = defaultdict(float)

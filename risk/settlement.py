@@ -192,6 +192,12 @@ class TradeLog:
         """Drop trades at or before ``horizon`` (whole batches)."""
         self._trades.leave(horizon)
 
+    def renumber(self, gone: int, moved: int) -> None:
+        """Drop the trades of member ``gone``; member ``moved`` takes its number."""
+        self.forget(np.array([gone]))
+        for _, (_, m, *_) in self._trades.chunks:
+            m[m == moved] = gone
+
     def forget(self, members: IndexArray) -> None:
         """Drop the trades of ``members``."""
         for i, (newest, (ts, m, *rest)) in enumerate(self._trades.chunks):
@@ -210,13 +216,18 @@ class Settlements:
     everyone : the latest ``"*"`` settlement's event time (members that appear later
         start settled through it)
     through : (member capacity,) each member's settled-through event time
+    last_trade : (member capacity,) the event time of each member's newest trade held
     marks_at : each instrument's mark at every settled-through time in effect
+    left : the settled-through times of members forgotten (by id) that are later than
+        everyone's: a member that comes back is settled through it still
     horizon : settlements older than this are refused
     """
 
     def __init__(self) -> None:
         self.everyone = -math.inf
         self.through: FloatArray = np.zeros(0)
+        self.last_trade: FloatArray = np.zeros(0)
+        self.left: dict[str, float] = {}
         self.marks_at: dict[float, Marks] = {}
         self.history = MarkHistory()
         self.trades = TradeLog()
@@ -224,6 +235,7 @@ class Settlements:
 
     def reserve(self, n_members: int, n_instruments: int) -> None:
         self.through = grown(self.through, n_members, 0, self.everyone)
+        self.last_trade = grown(self.last_trade, n_members, 0, -np.inf)
         self.history.reserve(n_instruments)
         self.marks_at = {t: marks.grown(n_instruments) for t, marks in self.marks_at.items()}
 
@@ -277,7 +289,8 @@ class Settlements:
             np.maximum(self.through, t, out=self.through)
         else:
             self.through[moved] = t
-        in_effect = {self.everyone, *np.unique(self.through).tolist()}
+        self.left = {name: t for name, t in self.left.items() if t > self.everyone}
+        in_effect = {self.everyone, *self.left.values(), *np.unique(self.through).tolist()}
         self.marks_at = {s: marks for s, marks in self.marks_at.items() if s in in_effect}
         self.advance(self.everyone)
         return Outcome.APPLIED, moved

@@ -27,7 +27,7 @@ from streams.tally import CheckpointTimes
 
 log = logging.getLogger(__name__)
 
-FORMAT = 7
+FORMAT = 8
 
 
 @dataclass(frozen=True)
