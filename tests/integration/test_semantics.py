@@ -86,6 +86,43 @@ async def test_unknown_members_and_instruments_count_at_once(spawn: Spawn, feed:
     assert cover2(worker)["credit"]["prefunded"] == 40.0
 
 
+def groups(worker: Worker) -> list[str]:
+    return worker.get("/groups")[1]["groups"]
+
+
+async def test_a_member_removed_closed_out_and_settled_is_forgotten(
+        spawn: Spawn, feed: Feed) -> None:
+    """M1 of group G buys 10 at 100, then its data is removed: it keeps counting, as its
+    own group. It sells the 10 and is settled after that: it is gone, no longer listed. A
+    later trade brings it back as an unknown member."""
+    worker = await spawn().healthy()
+    await feed.send("scenarios", SCENARIO, "down")
+    for member in ("M1", "M2"):
+        await feed.send("members", {"member": member, "group": "G", "default_fund": 5}, member)
+    await feed.send("trades", trade("T1"), "M1")
+    await feed.send("members", None, "M1")  # the tombstone
+    await feed.flush()
+    await eventually(lambda: groups(worker) == ["G", "M1"]
+                     and cover2(worker)["credit"]["top"][:1] == [{"group": "M1",
+                                                                  "exposure": 100.0}],
+                     what="M1 removed, counting as its own group")
+
+    await feed.send("trades", trade("T2", quantity=-10), "M1")
+    await feed.flush()
+    await eventually(lambda: counts(worker).get("trades") == 2, what="M1 closed out")
+    assert "M1" in groups(worker)  # flat, but not settled since its last trade
+    await feed.send("settlements", {"member": "M1", "ts": time.time() + 1}, "M1")
+    await feed.flush()
+    await eventually(lambda: groups(worker) == ["G"], what="M1 forgotten")
+
+    await feed.send("trades", trade("T3"), "M1")
+    await feed.flush()
+    await eventually(lambda: groups(worker) == ["G", "M1"]
+                     and cover2(worker)["credit"]["top"][:1] == [{"group": "M1",
+                                                                  "exposure": 100.0}],
+                     what="M1 back as an unknown member")
+
+
 BAD = [
     b"{not json",
     b"\xff\xfe\x00garbage",
