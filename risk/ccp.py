@@ -392,12 +392,12 @@ class Ccp:
         trade and providing no liquid resource. Their rows go to the last member, and so
         to members that come later."""
         n = len(self.members)
-        book, settlements = self.book, self.settlements
-        removed = self._removed[:n].copy()
-        removed[[p for p in map(self.members.get, self._providers()) if p is not None]] = False
-        candidates = np.flatnonzero(self._touched[:n] & removed)
+        candidates = np.flatnonzero(self._touched[:n] & self._removed[:n])
         if not len(candidates):
             return
+        providers = [p for p in map(self.members.get, self._providers()) if p is not None]
+        candidates = candidates[~np.isin(candidates, providers)]
+        book, settlements = self.book, self.settlements
         gone = candidates[~book.position[candidates, :book.n_instruments].any(axis=1)
                           & (book.initial_margin[candidates] == 0) & (book.cash[candidates] == 0)
                           & (settlements.last_trade[candidates]

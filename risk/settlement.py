@@ -116,9 +116,6 @@ class _Chunks:
         del self.chunks[:gone]
         return left
 
-    def __len__(self) -> int:
-        return sum(len(columns[0]) for _, columns in self.chunks)
-
 
 class MarkHistory:
     """Every instrument's marks since the horizon, and its newest mark before it.
@@ -203,9 +200,6 @@ class TradeLog:
         for i, (newest, (ts, m, *rest)) in enumerate(self._trades.chunks):
             kept = ~np.isin(m, members)
             self._trades.chunks[i] = (newest, (ts[kept], m[kept], *(c[kept] for c in rest)))
-
-    def __len__(self) -> int:
-        return len(self._trades)
 
 
 class Settlements:

@@ -10,17 +10,12 @@ from risk.ccp import Ccp
 from risk.model import Member
 from risk.plain import PlainCcp, plain_results
 from tests.property import strategies as s
-from tests.property.test_ccp_matches_plain import apply_hot, apply_reference, assert_same
-
-
-def play(ccp: Ccp, plain: PlainCcp, steps: list[tuple[object, bool]]) -> None:
-    for step, publish in steps:
-        if isinstance(step, list):
-            apply_hot(ccp, plain, step)
-        else:
-            apply_reference(ccp, plain, step)
-        if publish:
-            assert_same(ccp.publish(now=0.0)[0], plain_results(plain))
+from tests.property.test_ccp_matches_plain import (
+    apply_hot,
+    apply_reference,
+    assert_same,
+    play,
+)
 
 
 @settings(max_examples=200, deadline=None)
