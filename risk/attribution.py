@@ -70,7 +70,8 @@ class Inputs:
 
 
 def inputs_of(ccp: Ccp) -> Inputs:
-    """A copy of the inputs of every member ``ccp`` knows."""
+    """A copy of the inputs of every member ``ccp`` knows (settlements placed first)."""
+    ccp.place()
     n_m, n_j, n_s = len(ccp.members), len(ccp.instruments), ccp.stress.n_scenarios
     book = ccp.book
     return Inputs(

@@ -27,7 +27,7 @@ from streams.tally import CheckpointTimes
 
 log = logging.getLogger(__name__)
 
-FORMAT = 8
+FORMAT = 9
 
 
 @dataclass(frozen=True)

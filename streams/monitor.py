@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from risk.calls import CallPolicy, MarginCall
-from risk.ccp import Ccp, MemberRows
+from risk.ccp import PLACE_SLICE, Ccp, MemberRows
 from risk.desk import StressDesk, stress_desk
 from risk.liquidity import provided
 from risk.merge import PartitionView
@@ -115,9 +115,10 @@ class Monitor:
     @property
     def dirty(self) -> bool:
         """Whether anything was applied since the last refresh, a partition is being
-        rebuilt (a refresh is when it is taken over), or a recompute has slices left."""
+        rebuilt (a refresh is when it is taken over), a recompute has slices left, or a
+        settlement is being placed."""
         ccp = self.state.ccp
-        return self._dirty or bool(ccp.holdings.rebuilding) or ccp.recomputing
+        return self._dirty or bool(ccp.holdings.rebuilding) or ccp.recomputing or ccp.placing
 
     async def reverse_stress(self) -> None:
         """Work out the shock multipliers to exhaustion of the latest results, off the event
@@ -380,6 +381,16 @@ class Monitor:
             self._dirty = True
             if times is not None:
                 self._merged_ts.append(times)
+
+    @property
+    def placing(self) -> bool:
+        """Whether a settlement applied is still to be placed for some of its members."""
+        return self.state.ccp.placing
+
+    def place_slice(self) -> None:
+        """Place a settlement applied for a slice of its members (a refresh places it for
+        every one left)."""
+        self.state.ccp.place(PLACE_SLICE)
 
     def refresh(self) -> list[MarginCall]:
         """Bring the results up to date if anything changed; returns new margin calls.

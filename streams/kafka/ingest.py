@@ -45,6 +45,31 @@ REFERENCE_WAIT_S = 60.0
 # operators the group's progress (recovery resumes from the state's own offsets),
 # and a commit in the loop would add its round trip to every batch's latency.
 COMMIT_INTERVAL_S = 1.0
+# A fetched batch is applied in steps of about this long, with a turn of the event loop
+# between them, so that timers, heartbeats, /metrics and the other loop are never held up
+# for long by one batch.
+STEP_S = 0.01
+# The first guess of what a record costs, until steps of its topic are measured.
+FIRST_GUESS_S = 5e-6
+
+
+class Pace:
+    """How many records of each topic make a step of :data:`STEP_S`, from what the steps
+    so far cost (a price costs holders x scenarios, several times a trade; both grow with
+    the scale)."""
+
+    def __init__(self) -> None:
+        self.per_record: dict[str, float] = {}
+
+    def steps(self, topic: str, records: list[Any]) -> list[list[Any]]:
+        """``records`` in steps."""
+        size = max(1, int(STEP_S / self.per_record.get(topic, FIRST_GUESS_S)))
+        return [records[first:first + size] for first in range(0, len(records), size)]
+
+    def took(self, topic: str, records: int, seconds: float) -> None:
+        """A step of ``records`` records of ``topic`` took ``seconds``: a moving average."""
+        cost = seconds / records
+        self.per_record[topic] = 0.8 * self.per_record.get(topic, cost) + 0.2 * cost
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -57,6 +82,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     @supervised("the rebalance (partitions revoked)")
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         log.info("partitions revoked: %s", sorted(map(str, revoked)))
+        self.ingest.rebalances += 1  # the rest of a batch being applied is not applied
         await self.ingest.refresh()
         await self.ingest.hand_over()
 
@@ -106,6 +132,8 @@ class Ingest(mode.Service):
         self._refreshing: asyncio.Future[None] | None = None
         self._committed_at = 0.0
         self._reference_ends: dict[tuple[str, int], int] = {}
+        self.pace = Pace()
+        self.rebalances = 0
 
     async def on_start(self) -> None:
         s = self.settings
@@ -180,7 +208,12 @@ class Ingest(mode.Service):
         return now - min(newest) if newest else None
 
     async def refresh(self) -> None:
-        """Refresh the monitor if anything is pending, and send its margin calls."""
+        """Refresh the monitor if anything is pending, and send its margin calls. A
+        settlement is placed a slice of members at a time first, with a turn of the event
+        loop between slices."""
+        while self.monitor.placing:
+            self.monitor.place_slice()
+            await asyncio.sleep(0)
         if self.monitor.dirty:
             await self.outputs.send(Effects(calls=self.monitor.refresh()))
 
@@ -194,6 +227,25 @@ class Ingest(mode.Service):
     async def _refresh_next(self) -> None:
         await asyncio.sleep(0)
         await self.refresh()
+
+    async def _apply(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Apply a fetched batch in steps, then refresh once the other loop has had its
+        turn. Should the group rebalance meanwhile, the rest of the trades and collateral
+        is left: the partitions' next owners read on from what was applied."""
+        rebalances = self.rebalances
+        for tp, records in batch.items():
+            grouped = tp.topic in self.member_keyed
+            for step in self.pace.steps(tp.topic, records):
+                if grouped and self.rebalances != rebalances:
+                    break
+                started = time.perf_counter()
+                effects = self.monitor.ingest((step,), refresh=False)
+                self.pace.took(tp.topic, len(step), time.perf_counter() - started)
+                await self.outputs.send(effects)
+                if grouped:
+                    self._applied[tp] = step[-1].offset + 1
+                await asyncio.sleep(0)
+        self._refresh_soon()
 
     async def _reference_read(self) -> None:
         """Wait until the reference topics are read to where they ended at start."""
@@ -214,16 +266,13 @@ class Ingest(mode.Service):
     @supervised("the ingest loop (trades, collateral)", lambda self: self.reading(self.consumer))
     async def _consume(self) -> None:
         assert self.consumer is not None
-        consumer, monitor = self.consumer, self.monitor
+        consumer = self.consumer
         await self._reference_read()
         while not self.should_stop:
             batch = await consumer.getmany(timeout_ms=IDLE_POLL_MS,
                                            max_records=self.settings.max_batch)
             if batch:
-                await self.outputs.send(monitor.ingest(batch.values(), refresh=False))
-                self._applied.update({tp: records[-1].offset + 1
-                                      for tp, records in batch.items()})
-                self._refresh_soon()
+                await self._apply(batch)
             else:
                 await self.refresh()
             self._commit_soon()
@@ -237,5 +286,4 @@ class Ingest(mode.Service):
             batch = await self.prices.getmany(timeout_ms=IDLE_POLL_MS,
                                               max_records=self.settings.max_batch)
             if batch:
-                await self.outputs.send(self.monitor.ingest(batch.values(), refresh=False))
-                self._refresh_soon()
+                await self._apply(batch)

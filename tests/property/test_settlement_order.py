@@ -36,8 +36,9 @@ def delivered(data: st.DataObject, by_topic: dict[str, list[object]]) -> list[ob
 
 def replay(data: st.DataObject, setup: list[object], order: list[object],
            prune: bool) -> Ccp:
-    """The core fed ``order`` in random batches; with ``prune``, the horizon moves on as
-    far as the settlements still to come allow."""
+    """The core fed ``order`` in random batches, each settlement placed a few members at a
+    time between them; with ``prune``, the horizon moves on as far as the settlements still
+    to come allow."""
     ccp = Ccp()
     for event in setup:
         apply_reference(ccp, PlainCcp(), event)
@@ -52,6 +53,7 @@ def replay(data: st.DataObject, setup: list[object], order: list[object],
             if data.draw(st.booleans()):
                 apply_hot(ccp, PlainCcp(), batch)
                 batch = []
+        ccp.place(data.draw(st.integers(0, 2)))  # a settlement placed a slice at a time
         if prune:
             coming = [e.ts for e in order[i + 1:] if isinstance(e, s.Settle)]
             seen = [e.ts for e in order[:i + 1]]  # type: ignore[attr-defined]
@@ -95,6 +97,7 @@ def mark(ccp: Ccp, instrument: str, price: float, ts: float) -> None:
 
 
 def vm(ccp: Ccp, member: str) -> float:
+    ccp.place()
     return float(ccp.book.variation_margin[ccp.members.get(member)])
 
 
