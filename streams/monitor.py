@@ -122,19 +122,20 @@ class Monitor:
 
     async def reverse_stress(self) -> None:
         """Work out the shock multipliers to exhaustion of the latest results, off the event
-        loop. They need every member's own figures (each member's exposure is
-        ``max(0, affine in k)``): this worker's for its partitions, the latest the other
-        workers sent for theirs; none while a partition's are missing."""
+        loop (from copies of the figures and of the members' groups). They need every
+        member's own figures (each member's exposure is ``max(0, affine in k)``): this
+        worker's for its partitions, the latest the other workers sent for theirs; none
+        while a partition's are missing."""
         results, figures = self.results, self.handover.figures()
         if results is None or figures is None:
             self.reverse = None
             return
         ccp = self.state.ccp
-        credit, liquidity = books(figures, ccp.group_of, ccp.scenarios,
-                                  provided(ccp.resources, ccp.group_of))
-        self.reverse = await asyncio.to_thread(reverse_stress, credit, liquidity,
-                                               results.credit.prefunded,
-                                               results.liquidity.qualifying)
+        group = {m: ccp.group_of(m) for part in figures for m in part.members}
+        scenarios, by_provider = ccp.scenarios, provided(ccp.resources, ccp.group_of)
+        self.reverse = await asyncio.to_thread(
+            lambda: reverse_stress(*books(figures, group.__getitem__, scenarios, by_provider),
+                                   results.credit.prefunded, results.liquidity.qualifying))
 
     def desk(self) -> StressDesk:
         """The stress-testing desk's figures of the latest results, worked out once each."""
