@@ -48,7 +48,7 @@ COMMIT_INTERVAL_S = 1.0
 # A fetched batch is applied in steps of about this long, with a turn of the event loop
 # between them, so that timers, heartbeats, /metrics and the other loop are never held up
 # for long by one batch.
-STEP_S = 0.01
+STEP_S = 0.005
 # The first guess of what a record costs, until steps of its topic are measured.
 FIRST_GUESS_S = 5e-6
 

@@ -4,6 +4,7 @@ model, which keeps every event and recomputes."""
 from __future__ import annotations
 
 import math
+from unittest.mock import patch
 
 import numpy as np
 from hypothesis import given, settings
@@ -78,7 +79,9 @@ def test_every_delivery_order_equals_the_plain_model(setup: list[object],
             apply_hot(Ccp(), plain, [event])
     want = plain_results(plain)
     for _ in range(2):
-        ccp = replay(data, setup, delivered(data, by_topic), prune)
+        # The floor may take in the marks that leave one batch at a time, the rest later.
+        with patch("risk.settlement.PRUNE_BATCHES", data.draw(st.sampled_from([1, 32]))):
+            ccp = replay(data, setup, delivered(data, by_topic), prune)
         assert_same(ccp.publish(now=0.0)[0], want)
         for m in plain.known_members:
             got = ccp.book.variation_margin[ccp.members.get(m)]
