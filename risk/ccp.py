@@ -333,9 +333,10 @@ class Ccp:
 
     def place(self, at_most: int | None = None) -> None:
         """Redo the settled-side contracts of the members of the settlements applied
-        (``at_most``: of that many of them, the others later). Trades, prices and
-        settlements that come meanwhile are booked as for members already redone: each
-        member's row is worked out again from its positions and the trade log."""
+        (``at_most``: of that many of them, the others later). Trades and prices that
+        come meanwhile are booked as for members already redone: each member's row is
+        worked out again from its positions and the trade log. A settlement, a change of
+        the partitions held, a refresh and a read of figures place every one left first."""
         while self._placing and at_most != 0:
             ts, members = self._placing[0]
             now = members if at_most is None else members[:at_most]

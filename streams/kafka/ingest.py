@@ -53,25 +53,47 @@ COMMIT_INTERVAL_S = 1.0
 STEP_S = 0.005
 # The first guess of what a record costs, until steps of its topic are measured.
 FIRST_GUESS_S = 5e-6
+# No step is smaller: a step's fixed work must not come to dominate.
+MIN_STEP = 200
+
+Slices = list[tuple[TopicPartition, list[Any]]]
 
 
 class Pace:
-    """How many records of each topic make a step of :data:`STEP_S`, from what the steps
-    so far cost (a price costs holders x scenarios, several times a trade; both grow with
-    the scale)."""
+    """Which records of a fetched batch make each step of about :data:`STEP_S`, from what
+    each topic's records cost so far (a price costs holders x scenarios, several times a
+    trade; both grow with the scale)."""
 
     def __init__(self) -> None:
         self.per_record: dict[str, float] = {}
 
-    def steps(self, topic: str, records: list[Any]) -> list[list[Any]]:
-        """``records`` in steps."""
-        size = max(1, int(STEP_S / self.per_record.get(topic, FIRST_GUESS_S)))
-        return [records[first:first + size] for first in range(0, len(records), size)]
+    def cost(self, topic: str) -> float:
+        """What a record of ``topic`` is expected to cost, in seconds."""
+        return self.per_record.get(topic, FIRST_GUESS_S)
 
-    def took(self, topic: str, records: int, seconds: float) -> None:
-        """A step of ``records`` records of ``topic`` took ``seconds``: a moving average."""
-        cost = seconds / records
-        self.per_record[topic] = 0.8 * self.per_record.get(topic, cost) + 0.2 * cost
+    def steps(self, batch: dict[TopicPartition, list[Any]]) -> list[Slices]:
+        """The batch in steps, each a list of slices of its partitions' records, in order."""
+        steps: list[Slices] = []
+        step: Slices = []
+        left = STEP_S
+        for tp, records in batch.items():
+            cost, first = self.cost(tp.topic), 0
+            while first < len(records):
+                size = min(len(records) - first, max(MIN_STEP, int(left / cost)))
+                step.append((tp, records[first:first + size]))
+                first += size
+                left -= size * cost
+                if left <= 0:
+                    steps.append(step)
+                    step, left = [], STEP_S
+        return [*steps, step] if step else steps
+
+    def took(self, step: Slices, seconds: float) -> None:
+        """``step`` took ``seconds``: each topic's cost moves a fifth of the way to what
+        this step says, its share of the time by its expected cost."""
+        expected = sum(len(records) * self.cost(tp.topic) for tp, records in step)
+        for topic in {tp.topic for tp, _ in step}:
+            self.per_record[topic] = self.cost(topic) * (0.8 + 0.2 * seconds / expected)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -237,18 +259,19 @@ class Ingest(mode.Service):
         applied."""
         rebalances = self.rebalances
         behind = sum(map(len, batch.values())) >= self.settings.max_batch
-        for tp, records in batch.items():
-            grouped = tp.topic in self.member_keyed
-            for step in [records] if behind else self.pace.steps(tp.topic, records):
-                if grouped and self.rebalances != rebalances:
-                    break
-                started = time.perf_counter()
-                effects = self.monitor.ingest((step,), refresh=False)
-                self.pace.took(tp.topic, len(step), time.perf_counter() - started)
-                await self.outputs.send(effects)
-                if grouped:
-                    self._applied[tp] = step[-1].offset + 1
-                await asyncio.sleep(0)
+        for step in [list(batch.items())] if behind else self.pace.steps(batch):
+            if self.rebalances != rebalances:
+                step = [(tp, records) for tp, records in step
+                        if tp.topic not in self.member_keyed]
+                if not step:
+                    continue
+            started = time.perf_counter()
+            effects = self.monitor.ingest([records for _, records in step], refresh=False)
+            self.pace.took(step, time.perf_counter() - started)
+            await self.outputs.send(effects)
+            self._applied.update({tp: records[-1].offset + 1 for tp, records in step
+                                  if tp.topic in self.member_keyed})
+            await asyncio.sleep(0)
         self._refresh_soon()
 
     async def _reference_read(self) -> None:

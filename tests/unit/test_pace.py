@@ -1,28 +1,50 @@
-"""A fetched batch is applied in steps sized from what the steps of its topic cost."""
+"""A fetched batch is applied in steps sized from what each topic's records cost."""
 
 from __future__ import annotations
 
 import pytest
+from aiokafka import TopicPartition
 
-from streams.kafka.ingest import FIRST_GUESS_S, STEP_S, Pace
+from streams.kafka.ingest import FIRST_GUESS_S, MIN_STEP, STEP_S, Pace
+
+TRADES, COLLATERAL, PRICES = (TopicPartition("trades", 0), TopicPartition("collateral", 0),
+                              TopicPartition("prices", 0))
+
+
+def flat(steps: list[list[tuple[TopicPartition, list[int]]]]) -> list[tuple[str, int]]:
+    return [(tp.topic, r) for step in steps for tp, records in step for r in records]
 
 
 def test_steps_keep_every_record_in_order_and_start_from_the_first_guess() -> None:
-    pace, records = Pace(), list(range(10_000))
-    steps = pace.steps("prices", records)
-    assert [r for step in steps for r in step] == records
-    assert len(steps[0]) == int(STEP_S / FIRST_GUESS_S)
+    pace = Pace()
+    batch = {TRADES: list(range(5_000)), COLLATERAL: list(range(300))}
+    steps = pace.steps(batch)
+    assert flat(steps) == [("trades", r) for r in range(5_000)] + \
+        [("collateral", r) for r in range(300)]
+    assert len(steps[0][0][1]) == int(STEP_S / FIRST_GUESS_S)
+
+
+def test_a_small_batch_of_several_partitions_is_one_step() -> None:
+    batch = {TRADES: [1, 2], COLLATERAL: [3], PRICES: [4, 5]}
+    assert Pace().steps(batch) == [list(batch.items())]
 
 
 def test_steps_follow_what_a_record_of_the_topic_cost() -> None:
     pace = Pace()
-    for _ in range(40):  # prices at 20 us a record, trades at 2 us
-        pace.took("prices", 500, 500 * 20e-6)
-        pace.took("trades", 500, 500 * 2e-6)
-    assert len(pace.steps("prices", list(range(10_000)))[0]) == pytest.approx(STEP_S / 20e-6,
-                                                                               rel=0.01)
-    assert len(pace.steps("trades", list(range(10_000)))[0]) == pytest.approx(STEP_S / 2e-6,
-                                                                              rel=0.01)
-    pace.took("prices", 1, 1.0)  # one slow step moves the average by a fifth
-    assert pace.per_record["prices"] == pytest.approx(0.8 * 20e-6 + 0.2)
-    assert pace.steps("prices", [1, 2, 3]) == [[1], [2], [3]]
+    for _ in range(60):  # prices at 20 us a record, trades at 2 us
+        pace.took([(PRICES, [0] * 500)], 500 * 20e-6)
+        pace.took([(TRADES, [0] * 500)], 500 * 2e-6)
+    assert pace.cost("prices") == pytest.approx(20e-6, rel=0.01)
+    assert pace.cost("trades") == pytest.approx(2e-6, rel=0.01)
+    assert len(pace.steps({PRICES: list(range(10_000))})[0][0][1]) == pytest.approx(
+        STEP_S / 20e-6, rel=0.01)
+    pace.took([(PRICES, [0] * 500)], 1.0)  # one slow step moves the cost a fifth of the way
+    assert pace.cost("prices") == pytest.approx(20e-6 * (0.8 + 0.2 * 1.0 / (500 * 20e-6)))
+
+
+def test_however_slow_a_topic_seems_a_step_is_never_below_the_minimum() -> None:
+    pace = Pace()
+    pace.took([(TRADES, [0])], 10.0)  # one record that took 10 s (the process was stopped)
+    steps = pace.steps({TRADES: list(range(1_000))})
+    assert [len(records) for step in steps for _, records in step] == \
+        [MIN_STEP] * (1_000 // MIN_STEP)
