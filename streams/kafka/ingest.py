@@ -1,9 +1,9 @@
 """The batch consumers of trades, collateral and prices, hosted by the faust app.
 
 faust's per-message machinery tops out at a few thousand events a second; these
-loops read with ``getmany``, apply whole batches to the core, hand their
-outputs to the producer, and commit offsets in the background only once those
-outputs are out.
+loops read with ``getmany``, apply each batch to the core in steps of a few
+milliseconds (whole when the worker is behind), hand their outputs to the
+producer, and commit offsets in the background only once those outputs are out.
 
 Trades and collateral are shared out by the consumer group, partition number
 by partition number (:class:`streams.kafka.assignor.CoPartitionedAssignor`);
@@ -106,7 +106,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     @supervised("the rebalance (partitions revoked)")
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         log.info("partitions revoked: %s", sorted(map(str, revoked)))
-        self.ingest.rebalances += 1  # the rest of a batch being applied is not applied
+        self.ingest.rebalances += 1  # a batch being applied leaves its other steps
         await self.ingest.refresh()
         await self.ingest.hand_over()
 
