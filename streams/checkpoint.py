@@ -104,7 +104,12 @@ class Cut:
 
     async def keep(self) -> CheckpointTimes:
         """Wait for the child, then replace the checkpoint with what it wrote."""
-        _, status = await asyncio.to_thread(os.waitpid, self.pid, 0)
+        return await asyncio.to_thread(self._keep)
+
+    def _keep(self) -> CheckpointTimes:
+        # In a thread: replacing the file frees the old one's blocks, which takes tens of
+        # milliseconds the event loop must not wait for.
+        _, status = os.waitpid(self.pid, 0)
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             raise RuntimeError(f"the process writing the checkpoint {self.temp} exited with "
