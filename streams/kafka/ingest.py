@@ -2,7 +2,7 @@
 
 faust's per-message machinery tops out at a few thousand events a second; these
 loops read with ``getmany``, apply each batch to the core in steps of a few
-milliseconds (whole when the worker is behind), hand their outputs to the
+milliseconds (whole while the worker catches up), hand their outputs to the
 producer, and commit offsets in the background only once those outputs are out.
 
 Trades and collateral are shared out by the consumer group, partition number
@@ -47,9 +47,10 @@ REFERENCE_WAIT_S = 60.0
 COMMIT_INTERVAL_S = 1.0
 # While the worker keeps up, a fetched batch is applied in steps of about this long, with
 # a turn of the event loop between them, so that timers, heartbeats, /metrics and the other
-# loop are never held up for long by one batch. A full batch (the worker is behind) is
-# applied whole: a step has about 1 ms of fixed work, and larger batches of prices share
-# more instruments, so catching up goes twice as fast.
+# loop are never held up for long by one batch. While more than a full batch waits after
+# the one fetched (the worker catches up), it is applied whole: a step has about 1 ms of
+# fixed work, and larger batches of prices share more instruments, so catching up goes
+# twice as fast. A worker only a batch or so behind keeps to steps.
 STEP_S = 0.005
 # The first guess of what a record costs, until steps of its topic are measured.
 FIRST_GUESS_S = 5e-6
@@ -94,6 +95,15 @@ class Pace:
         expected = sum(len(records) * self.cost(tp.topic) for tp, records in step)
         for topic in {tp.topic for tp, _ in step}:
             self.per_record[topic] = self.cost(topic) * (0.8 + 0.2 * seconds / expected)
+
+
+def catching_up(consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Any]],
+                max_batch: int) -> bool:
+    """Whether more than ``max_batch`` records wait after ``batch`` on its partitions, as of
+    the broker's last answer to ``consumer``."""
+    waiting: int = sum((consumer.highwater(tp) or 0) - records[-1].offset - 1
+                       for tp, records in batch.items())
+    return waiting > max_batch
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -252,14 +262,15 @@ class Ingest(mode.Service):
         await asyncio.sleep(0)
         await self.refresh()
 
-    async def _apply(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        """Apply a fetched batch in steps (whole when it is full), then refresh once the
-        other loop has had its turn. Should the group rebalance meanwhile, the rest of the
-        trades and collateral is left: the partitions' next owners read on from what was
-        applied."""
+    async def _apply(self, consumer: AIOKafkaConsumer,
+                     batch: dict[TopicPartition, list[Any]]) -> None:
+        """Apply a batch ``consumer`` fetched in steps (whole while catching up), then
+        refresh once the other loop has had its turn. Should the group rebalance meanwhile,
+        the rest of the trades and collateral is left: the partitions' next owners read on
+        from what was applied."""
         rebalances = self.rebalances
-        behind = sum(map(len, batch.values())) >= self.settings.max_batch
-        for step in [list(batch.items())] if behind else self.pace.steps(batch):
+        whole = catching_up(consumer, batch, self.settings.max_batch)
+        for step in [list(batch.items())] if whole else self.pace.steps(batch):
             if self.rebalances != rebalances:
                 step = [(tp, records) for tp, records in step
                         if tp.topic not in self.member_keyed]
@@ -299,7 +310,7 @@ class Ingest(mode.Service):
             batch = await consumer.getmany(timeout_ms=IDLE_POLL_MS,
                                            max_records=self.settings.max_batch)
             if batch:
-                await self._apply(batch)
+                await self._apply(consumer, batch)
             else:
                 await self.refresh()
             self._commit_soon()
@@ -313,4 +324,4 @@ class Ingest(mode.Service):
             batch = await self.prices.getmany(timeout_ms=IDLE_POLL_MS,
                                               max_records=self.settings.max_batch)
             if batch:
-                await self._apply(batch)
+                await self._apply(self.prices, batch)

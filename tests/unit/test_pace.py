@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pytest
 from aiokafka import TopicPartition
 
-from streams.kafka.ingest import FIRST_GUESS_S, MIN_STEP, STEP_S, Pace
+from streams.kafka.ingest import FIRST_GUESS_S, MIN_STEP, STEP_S, Pace, catching_up
 
 TRADES, COLLATERAL, PRICES = (TopicPartition("trades", 0), TopicPartition("collateral", 0),
                               TopicPartition("prices", 0))
@@ -48,3 +50,33 @@ def test_however_slow_a_topic_seems_a_step_is_never_below_the_minimum() -> None:
     steps = pace.steps({TRADES: list(range(1_000))})
     assert [len(records) for step in steps for _, records in step] == \
         [MIN_STEP] * (1_000 // MIN_STEP)
+
+
+class Record(NamedTuple):
+    offset: int
+
+
+class Ends:
+    """What a consumer last heard of its partitions' ends (aiokafka's ``highwater``)."""
+
+    def __init__(self, ends: dict[TopicPartition, int | None]) -> None:
+        self.ends = ends
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return self.ends[tp]
+
+
+def records(first: int, last: int) -> list[Record]:
+    return [Record(offset) for offset in range(first, last + 1)]
+
+
+@pytest.mark.parametrize(("ends", "whole"), [
+    ({TRADES: 1_000 + 5_000, PRICES: 600}, False),  # a full batch of trades waits, no more
+    ({TRADES: 1_000 + 5_000, PRICES: 601}, True),  # one record more than a full batch
+    ({TRADES: 1_000 + 5_001, PRICES: 600}, True),
+    ({TRADES: None, PRICES: None}, False),  # no answer from the broker yet
+])
+def test_a_batch_is_applied_whole_only_while_more_than_a_full_batch_waits_after_it(
+        ends: dict[TopicPartition, int | None], whole: bool) -> None:
+    batch = {TRADES: records(0, 999), PRICES: records(100, 599)}
+    assert catching_up(Ends(ends), batch, 5_000) is whole
