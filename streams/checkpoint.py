@@ -28,6 +28,9 @@ from streams.tally import CheckpointTimes
 log = logging.getLogger(__name__)
 
 FORMAT = 9
+# The child that writes a checkpoint is background work: it yields the cores to the
+# worker's event loop and to whatever shares the machine.
+CHILD_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class CheckpointStore:
         if pid == 0:  # the child: write and leave, running nothing of the worker's
             code = 1
             try:
+                os.nice(CHILD_NICENESS)
                 with open(temp, "wb") as out:
                     out.write(self.dump(state))
                     out.flush()
