@@ -484,14 +484,6 @@ class Ccp:
             self.members.names, self.group_of_member, self.scenarios, now)
         return partitions, calls
 
-    def written_arrays(self) -> list[FloatArray]:
-        """The parts in use of the large arrays that trades, prices and refreshes write:
-        those a copy-on-write snapshot of the process makes it copy, page by page."""
-        book, m = self.book, len(self.members)
-        i, s = book.n_instruments, self.stress.n_scenarios
-        return [book.position[:m, :i], book.cost[:m, :i], book.settled_quantity[:m, :i],
-                self.stress.pnl[:m, :s], self.exposure[:m, :s], self.need[:m, :s]]
-
     def figures(self, partition: int | None = None) -> MemberFigures:
         """The own figures of the members held of ``partition`` (every one held: None), for
         the reverse stress test. Copies: they do not change with the CCP."""

@@ -10,9 +10,7 @@ are states, so a replay that overlaps the checkpoint changes nothing.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
-import mmap
 import os
 import pickle
 import time
@@ -21,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import mode
-import numpy as np
 
 from streams.failure import supervised
 from streams.kafka.outputs import Outputs
@@ -34,30 +31,6 @@ FORMAT = 9
 # The child that writes a checkpoint is background work: it yields the cores to the
 # worker's event loop and to whatever shares the machine.
 CHILD_NICENESS = 10
-# madvise(2): fault pages in writable, as a write would (Linux 5.14 and later).
-MADV_POPULATE_WRITE = 23
-_madvise = ctypes.CDLL(None, use_errno=True).madvise
-_madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-
-
-def take_own_copies(arrays: list[np.ndarray]) -> None:
-    """Give this process its own copy of every page of ``arrays`` (2-D views of C-ordered
-    arrays), leaving their values as they are.
-
-    After ``fork()`` every page is shared with the child until one side writes it; the
-    worker's first write to each page then costs a fault and a copy. Run in a thread
-    right after the fork, this takes those faults there, not in the event loop. Where
-    the kernel cannot (before Linux 5.14), the event loop takes them as before.
-    """
-    for array in arrays:
-        if not array.size:
-            continue
-        start = array.__array_interface__["data"][0]
-        row = array.shape[1] * array.itemsize
-        for offset in range(0, array.shape[0] * array.strides[0], array.strides[0]):
-            first = (start + offset) // mmap.PAGESIZE * mmap.PAGESIZE
-            if _madvise(first, start + offset + row - first, MADV_POPULATE_WRITE) != 0:
-                return
 
 
 @dataclass(frozen=True)
@@ -164,11 +137,8 @@ class Checkpointer(mode.Service):
         """Cut the state (a forked child writes it), and keep it once every margin call and
         dead letter of what the cut includes is out."""
         cut = self.store.cut(self.monitor_state)
-        copied = asyncio.ensure_future(asyncio.to_thread(
-            take_own_copies, self.monitor_state.ccp.written_arrays()))
         await self.outputs.delivered()
         self.monitor_state.tally.checkpoint = await cut.keep()
-        await copied
 
     @mode.Service.task
     @supervised("the checkpoint", lambda self: str(self.store.path))
