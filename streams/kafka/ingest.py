@@ -47,12 +47,11 @@ REFERENCE_WAIT_S = 60.0
 COMMIT_INTERVAL_S = 1.0
 # While the worker keeps up, a fetched batch is applied in steps of about this long, with
 # a turn of the event loop between them, so that timers, heartbeats, /metrics and the other
-# loop are never held up for long by one batch. While more than CATCH_UP_S of work waits
-# after the one fetched (the worker catches up), it is applied whole: a step has about 1 ms
-# of fixed work, and larger batches of prices share more instruments, so catching up goes
-# twice as fast. A burst, such as a day's opening prices, keeps to steps.
+# loop are never held up for long by one batch. While more than a full batch waits after
+# the one fetched (the worker catches up), it is applied whole: a step has about 1 ms of
+# fixed work, and larger batches of prices share more instruments, so catching up goes
+# twice as fast. A worker only a batch or so behind keeps to steps.
 STEP_S = 0.005
-CATCH_UP_S = 0.5
 # The first guess of what a record costs, until steps of its topic are measured.
 FIRST_GUESS_S = 5e-6
 # No step is smaller: a step's fixed work must not come to dominate.
@@ -99,12 +98,12 @@ class Pace:
 
 
 def catching_up(consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Any]],
-                pace: Pace) -> bool:
-    """Whether the records that wait after ``batch`` on its partitions, as of the broker's
-    last answer to ``consumer``, are more than :data:`CATCH_UP_S` of work."""
-    waiting: float = sum(((consumer.highwater(tp) or 0) - records[-1].offset - 1)
-                         * pace.cost(tp.topic) for tp, records in batch.items())
-    return waiting > CATCH_UP_S
+                max_batch: int) -> bool:
+    """Whether more than ``max_batch`` records wait after ``batch`` on its partitions, as of
+    the broker's last answer to ``consumer``."""
+    waiting: int = sum((consumer.highwater(tp) or 0) - records[-1].offset - 1
+                       for tp, records in batch.items())
+    return waiting > max_batch
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -270,7 +269,7 @@ class Ingest(mode.Service):
         the rest of the trades and collateral is left: the partitions' next owners read on
         from what was applied."""
         rebalances = self.rebalances
-        whole = catching_up(consumer, batch, self.pace)
+        whole = catching_up(consumer, batch, self.settings.max_batch)
         for step in [list(batch.items())] if whole else self.pace.steps(batch):
             if self.rebalances != rebalances:
                 step = [(tp, records) for tp, records in step

@@ -7,14 +7,7 @@ from typing import NamedTuple
 import pytest
 from aiokafka import TopicPartition
 
-from streams.kafka.ingest import (
-    CATCH_UP_S,
-    FIRST_GUESS_S,
-    MIN_STEP,
-    STEP_S,
-    Pace,
-    catching_up,
-)
+from streams.kafka.ingest import FIRST_GUESS_S, MIN_STEP, STEP_S, Pace, catching_up
 
 TRADES, COLLATERAL, PRICES = (TopicPartition("trades", 0), TopicPartition("collateral", 0),
                               TopicPartition("prices", 0))
@@ -78,16 +71,12 @@ def records(first: int, last: int) -> list[Record]:
 
 
 @pytest.mark.parametrize(("ends", "whole"), [
-    ({TRADES: 1_000 + 5_000, PRICES: 600}, False),  # 0.5 s of trades waits, no more
-    ({TRADES: 1_000 + 5_000, PRICES: 601}, True),  # and a price
+    ({TRADES: 1_000 + 5_000, PRICES: 600}, False),  # a full batch of trades waits, no more
+    ({TRADES: 1_000 + 5_000, PRICES: 601}, True),  # one record more than a full batch
     ({TRADES: 1_000 + 5_001, PRICES: 600}, True),
-    ({TRADES: 1_000, PRICES: 600 + 2_500}, False),  # 2,500 prices at 200 us each: 0.5 s
-    ({TRADES: 1_000, PRICES: 600 + 2_501}, True),
     ({TRADES: None, PRICES: None}, False),  # no answer from the broker yet
 ])
-def test_a_batch_is_applied_whole_only_while_more_than_half_a_second_of_work_waits_after_it(
+def test_a_batch_is_applied_whole_only_while_more_than_a_full_batch_waits_after_it(
         ends: dict[TopicPartition, int | None], whole: bool) -> None:
-    pace = Pace()
-    pace.per_record = {"trades": CATCH_UP_S / 5_000, "prices": CATCH_UP_S / 2_500}
     batch = {TRADES: records(0, 999), PRICES: records(100, 599)}
-    assert catching_up(Ends(ends), batch, pace) is whole
+    assert catching_up(Ends(ends), batch, 5_000) is whole
