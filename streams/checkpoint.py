@@ -14,7 +14,7 @@ import logging
 import os
 import pickle
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from streams.failure import supervised
 from streams.kafka.outputs import Outputs
 from streams.state import MonitorState
 from streams.tally import CheckpointTimes
+from streams.working_set import WorkingSet
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class CheckpointStore:
     directory: Path
     worker: str
     topic_prefix: str
+    working_set: WorkingSet = field(default_factory=WorkingSet, compare=False, repr=False)
 
     @property
     def path(self) -> Path:
@@ -53,22 +55,25 @@ class CheckpointStore:
     def cut(self, state: MonitorState) -> Cut:
         """Write ``state`` as it is now to a temporary file, from a forked child process:
         the fork is the consistent cut, and the child's copy-on-write memory spares the
-        worker's event loop the pickling. :meth:`Cut.keep` puts the file in place."""
+        worker's event loop the pickling. The matrices batches write are handed to the
+        child as copies (:mod:`streams.working_set`). :meth:`Cut.keep` puts the file in
+        place."""
         self.directory.mkdir(parents=True, exist_ok=True)
         temp = self.path.with_suffix(f".tmp{os.getpid()}-{time.monotonic_ns()}")
         started = time.monotonic()
-        pid = os.fork()
-        if pid == 0:  # the child: write and leave, running nothing of the worker's
-            code = 1
-            try:
-                os.nice(CHILD_NICENESS)
-                with open(temp, "wb") as out:
-                    out.write(self.dump(state))
-                    out.flush()
-                    os.fsync(out.fileno())
-                code = 0
-            finally:
-                os._exit(code)  # the parent reports a failure by this exit code
+        with self.working_set.inherited(state):
+            pid = os.fork()
+            if pid == 0:  # the child: write and leave, running nothing of the worker's
+                code = 1
+                try:
+                    os.nice(CHILD_NICENESS)
+                    with open(temp, "wb") as out:
+                        out.write(self.dump(state))
+                        out.flush()
+                        os.fsync(out.fileno())
+                    code = 0
+                finally:
+                    os._exit(code)  # the parent reports a failure by this exit code
         return Cut(pid, temp, self.path, started, time.monotonic() - started)
 
     def load(self) -> MonitorState | None:
@@ -115,6 +120,9 @@ class Cut:
         # milliseconds the event loop must not wait for.
         _, status = os.waitpid(self.pid, 0)
         code = os.waitstatus_to_exitcode(status)
+        if code < 0:
+            raise RuntimeError(f"the process writing the checkpoint {self.temp} was killed "
+                               f"by signal {-code}")
         if code != 0:
             raise RuntimeError(f"the process writing the checkpoint {self.temp} exited with "
                                f"{code}: is the disk full or the state directory not writable?")

@@ -47,11 +47,14 @@ REFERENCE_WAIT_S = 60.0
 COMMIT_INTERVAL_S = 1.0
 # While the worker keeps up, a fetched batch is applied in steps of about this long, with
 # a turn of the event loop between them, so that timers, heartbeats, /metrics and the other
-# loop are never held up for long by one batch. While more than a full batch waits after
-# the one fetched (the worker catches up), it is applied whole: a step has about 1 ms of
-# fixed work, and larger batches of prices share more instruments, so catching up goes
-# twice as fast. A worker only a batch or so behind keeps to steps.
+# loop are never held up for long by one batch. While more than :data:`CATCH_UP_BATCHES`
+# full batches wait after the one fetched (the worker catches up), it is applied whole: a
+# step has about 1 ms of fixed work, and larger batches of prices share more instruments,
+# so catching up goes twice as fast. A worker only a few batches behind keeps to steps: a
+# burst such as a day's opening prices (every instrument at once, tens of milliseconds of
+# work whole) must not stop the loop while the worker is otherwise live.
 STEP_S = 0.005
+CATCH_UP_BATCHES = 4
 # The first guess of what a record costs, until steps of its topic are measured.
 FIRST_GUESS_S = 5e-6
 # No step is smaller: a step's fixed work must not come to dominate.
@@ -99,11 +102,11 @@ class Pace:
 
 def catching_up(consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Any]],
                 max_batch: int) -> bool:
-    """Whether more than ``max_batch`` records wait after ``batch`` on its partitions, as of
-    the broker's last answer to ``consumer``."""
+    """Whether more than :data:`CATCH_UP_BATCHES` times ``max_batch`` records wait after
+    ``batch`` on its partitions, as of the broker's last answer to ``consumer``."""
     waiting: int = sum((consumer.highwater(tp) or 0) - records[-1].offset - 1
                        for tp, records in batch.items())
-    return waiting > max_batch
+    return waiting > CATCH_UP_BATCHES * max_batch
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

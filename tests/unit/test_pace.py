@@ -7,7 +7,14 @@ from typing import NamedTuple
 import pytest
 from aiokafka import TopicPartition
 
-from streams.kafka.ingest import FIRST_GUESS_S, MIN_STEP, STEP_S, Pace, catching_up
+from streams.kafka.ingest import (
+    CATCH_UP_BATCHES,
+    FIRST_GUESS_S,
+    MIN_STEP,
+    STEP_S,
+    Pace,
+    catching_up,
+)
 
 TRADES, COLLATERAL, PRICES = (TopicPartition("trades", 0), TopicPartition("collateral", 0),
                               TopicPartition("prices", 0))
@@ -70,13 +77,17 @@ def records(first: int, last: int) -> list[Record]:
     return [Record(offset) for offset in range(first, last + 1)]
 
 
+BEHIND = CATCH_UP_BATCHES * 5_000  # records that may wait while a batch is still stepped
+
+
 @pytest.mark.parametrize(("ends", "whole"), [
-    ({TRADES: 1_000 + 5_000, PRICES: 600}, False),  # a full batch of trades waits, no more
-    ({TRADES: 1_000 + 5_000, PRICES: 601}, True),  # one record more than a full batch
-    ({TRADES: 1_000 + 5_001, PRICES: 600}, True),
+    ({TRADES: 1_000 + BEHIND, PRICES: 600}, False),  # as many as may wait, no more
+    ({TRADES: 1_000 + BEHIND, PRICES: 601}, True),  # one record more
+    ({TRADES: 1_000 + BEHIND + 1, PRICES: 600}, True),
+    ({TRADES: 1_000 + 5_001, PRICES: 600}, False),  # a burst of a full batch and more
     ({TRADES: None, PRICES: None}, False),  # no answer from the broker yet
 ])
-def test_a_batch_is_applied_whole_only_while_more_than_a_full_batch_waits_after_it(
+def test_a_batch_is_applied_whole_only_while_several_full_batches_wait_after_it(
         ends: dict[TopicPartition, int | None], whole: bool) -> None:
     batch = {TRADES: records(0, 999), PRICES: records(100, 599)}
     assert catching_up(Ends(ends), batch, 5_000) is whole
