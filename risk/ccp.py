@@ -277,7 +277,17 @@ class Ccp:
         pairs = self.book.apply_trades(members, instruments, trades.quantity, booked, settled)
         settlements.trades.record(members, instruments, ts, trades.quantity, price)
         self.stress.apply_pairs(pairs)
+        self._zero_flat(pairs.members[self.book.position[pairs.members, pairs.instruments] == 0])
         self._touch(members)
+
+    def _zero_flat(self, closing: IndexArray) -> None:
+        """Of members that just closed a position, those who hold nothing now have a
+        scenario P&L of exactly zero, not the rounding the increments leave (which, with no
+        resources, would be a margin call for 1e-14)."""
+        if len(closing):
+            members = np.unique(closing)
+            flat = members[~self.book.position[members, :self.book.n_instruments].any(axis=1)]
+            self.stress.pnl[flat] = 0.0
 
     def apply_prices(self, prices: Prices) -> BoolArray:
         """Apply a batch of mark prices; returns which were stale (changed nothing now; an

@@ -9,7 +9,6 @@ are states, so a replay that overlaps the checkpoint changes nothing.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import pickle
@@ -20,6 +19,7 @@ from typing import Any
 
 import mode
 
+from streams.background import in_background, lower_priority
 from streams.failure import supervised
 from streams.kafka.outputs import Outputs
 from streams.state import MonitorState
@@ -29,9 +29,6 @@ from streams.working_set import WorkingSet
 log = logging.getLogger(__name__)
 
 FORMAT = 9
-# The child that writes a checkpoint is background work: it yields the cores to the
-# worker's event loop and to whatever shares the machine.
-CHILD_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -66,7 +63,7 @@ class CheckpointStore:
             if pid == 0:  # the child: write and leave, running nothing of the worker's
                 code = 1
                 try:
-                    os.nice(CHILD_NICENESS)
+                    lower_priority()
                     with open(temp, "wb") as out:
                         out.write(self.dump(state))
                         out.flush()
@@ -113,7 +110,7 @@ class Cut:
 
     async def keep(self) -> CheckpointTimes:
         """Wait for the child, then replace the checkpoint with what it wrote."""
-        return await asyncio.to_thread(self._keep)
+        return await in_background(self._keep)
 
     def _keep(self) -> CheckpointTimes:
         # In a thread: replacing the file frees the old one's blocks, which takes tens of

@@ -22,20 +22,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from risk.model import BoolArray, FloatArray, IndexArray
+from streams.background import executor
 
 DAY = 86_400.0
 # Digests kept in the sorted buffer before they are moved into their days' arrays.
 LIVE_MAX = 1 << 16
 # Bits of a day's Bloom filter per digest, at least (a power of two of them in all).
 BLOOM_BITS = 8
-_FREEZER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cover2-ledger")
+FREEZER = executor("ledger")
 _U64 = np.uint64
 _C1, _C2 = _U64(0xFF51AFD7ED558CCD), _U64(0xC4CEB9FE1A85EC53)
 _SEEDS = (_U64(0x9E3779B97F4A7C15), _U64(0x632BE59BD9B4E019))
@@ -247,7 +248,7 @@ class PartitionLedger:
         ``background``; forget the days before ``first_day``."""
         self.freezing, self.live = self.live, Digests()
         if background:
-            self.job = _FREEZER.submit(_frozen, self.days, self.freezing, first_day)
+            self.job = FREEZER.submit(_frozen, self.days, self.freezing, first_day)
         else:
             self.days, self.freezing = _frozen(self.days, self.freezing, first_day), Digests()
 

@@ -245,7 +245,8 @@ class ResultsCollector(Collector):
                     (CHECKPOINT_TIMESTAMP, "When the last state checkpoint was kept",
                      checkpoint.at),
                     (CHECKPOINT_CUT, "How long the event loop paused to cut the last "
-                     "checkpoint (a fork)", checkpoint.cut_s),
+                     "checkpoint (copies of the matrices batches write, and a fork)",
+                     checkpoint.cut_s),
                     (CHECKPOINT_WRITE, "How long the last checkpoint took to write, in a "
                      "child process", checkpoint.write_s),
                     (CHECKPOINT_BYTES, "Size of the last checkpoint", checkpoint.size)):

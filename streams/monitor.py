@@ -10,7 +10,6 @@ offsets it includes; which partitions count from where is
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 from operator import attrgetter
@@ -28,6 +27,7 @@ from risk.results import Results
 from risk.reverse import ReverseStress, books, reverse_stress
 from risk.settlement import Outcome
 from streams import topics as t
+from streams.background import in_background
 from streams.codec import (
     CollateralMessage,
     InstrumentMessage,
@@ -133,7 +133,7 @@ class Monitor:
         ccp = self.state.ccp
         group = {m: ccp.group_of(m) for part in figures for m in part.members}
         scenarios, by_provider = ccp.scenarios, provided(ccp.resources, ccp.group_of)
-        self.reverse = await asyncio.to_thread(
+        self.reverse = await in_background(
             lambda: reverse_stress(*books(figures, group.__getitem__, scenarios, by_provider),
                                    results.credit.prefunded, results.liquidity.qualifying))
 

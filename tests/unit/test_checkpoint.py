@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from operator import attrgetter
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import pytest
 
 from risk.ccp import Ccp
 from risk.model import Trades
+from streams.background import NICENESS, in_background
 from streams.checkpoint import CheckpointStore
+from streams.ledger import FREEZER
 from streams.state import MonitorState
 from streams.working_set import WRITTEN_BY_BATCHES
 from tests.fixtures import ccp_with_losses
@@ -95,3 +98,11 @@ async def test_the_matrices_batches_write_are_not_shared_with_the_child_yet_cut_
         # Members enough to grow every matrix: the next cut moves the new ones.
         for m in range(40 * round_, 40 * round_ + 40):
             _trade(state.ccp, f"new-{m}", "book-A", 20.0 + round_)
+
+
+async def test_background_work_runs_below_the_event_loop_s_priority() -> None:
+    loop_nice = os.getpriority(os.PRIO_PROCESS, 0)
+    assert await in_background(lambda: os.getpriority(os.PRIO_PROCESS, 0)) \
+        == loop_nice + NICENESS
+    assert FREEZER.submit(os.getpriority, os.PRIO_PROCESS, 0).result() == loop_nice + NICENESS
+    assert os.getpriority(os.PRIO_PROCESS, 0) == loop_nice  # per thread: the loop's is kept
