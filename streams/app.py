@@ -1,10 +1,7 @@
-"""The faust app: it wires the monitor to its Kafka services, agents, timers and web views.
+"""The faust app: it wires the monitor to its Kafka services, timers and web views.
 
-faust carries what it is good at (reference data, timers, HTTP); the
-per-message topics go through :mod:`streams.kafka.ingest`. The app id is the
-worker's own, so every worker reads every partition of the reference topics;
-its agents never commit: they replay from the start and skip what the state
-already includes.
+faust carries what it is good at (services, timers, HTTP); every input topic goes
+through the batch consumers of :mod:`streams.kafka.ingest`.
 """
 
 from __future__ import annotations
@@ -12,29 +9,26 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import time
 from typing import Any, cast
 
 import faust
 import numpy as np
+from faust.app.base import BootStrategy
 from faust.web.drivers.aiohttp import Web as AiohttpWeb
 from prometheus_client import CollectorRegistry, generate_latest
 
-from streams import topics as t
 from streams import web
 from streams.checkpoint import Checkpointer, CheckpointStore
 from streams.codec import encode
 from streams.documents import cover2_document
 from streams.failure import supervised
-from streams.kafka.clients import Connection
 from streams.kafka.ingest import Ingest
 from streams.kafka.outputs import Outputs
 from streams.kafka.views import ViewExchange
 from streams.metrics import ResultsCollector
 from streams.monitor import Monitor
 from streams.readiness import Readiness, readiness
-from streams.records import Received
 from streams.settings import Settings
 from streams.web_security import (
     OPEN_PATHS,
@@ -52,33 +46,28 @@ LOOP_PROBE_S = 0.01
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4"
 
 
+class _WithoutKafka(BootStrategy):
+    """faust starts no Kafka client of its own: every topic is read and written by the
+    clients of :mod:`streams.kafka`."""
+
+    enable_kafka = False
+
+
 def _faust_app(settings: Settings, store: CheckpointStore,
                web_config: WebConfig | None = None) -> faust.App:
     (store.directory / "faust").mkdir(parents=True, exist_ok=True)
-    return faust.App(
-        # A group of its own per process: the agents never commit, so nothing is lost, and
-        # a restart after kill -9 does not wait for the dead incarnation's session to expire.
-        f"{settings.group_id}-{settings.name}-{os.getpid()}-{int(time.time())}",
+    app = faust.App(
+        f"{settings.group_id}-{settings.name}",
         broker=settings.broker,
-        broker_credentials=Connection.of(settings).faust_credentials(),
         store="memory://",
         datadir=str(store.directory / "faust" / settings.name),
         web_host=settings.web_host,
         web_bind=settings.web_host,
         web_port=settings.web_port,
         web_ssl_context=server_ssl_context(web_config),
-        topic_partitions=settings.partitions,
-        topic_replication_factor=1,
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.session_timeout,
-        broker_heartbeat_interval=settings.heartbeat_interval,
-        broker_rebalance_timeout=settings.session_timeout,
-        broker_request_timeout=max(settings.session_timeout + 5.0, 10.0),
-        producer_acks=-1,
-        stream_wait_empty=False,
     )
+    app.boot_strategy = _WithoutKafka(app)
+    return app
 
 
 def create_app(settings: Settings, store: CheckpointStore,
@@ -104,7 +93,7 @@ def create_app(settings: Settings, store: CheckpointStore,
     log.info("state %s: %s", store.path, "restored" if state else "starting empty")
 
     def ready() -> Readiness:
-        return readiness(ingest.assigned, app.rebalancing, monitor.results is not None,
+        return readiness(ingest.assigned, ingest.rebalancing, monitor.results is not None,
                          ingest.fetch_age(time.time()), settings.ready_max_lag)
 
     registry = CollectorRegistry()
@@ -118,20 +107,6 @@ def create_app(settings: Settings, store: CheckpointStore,
     def respond(request: Any, response: web.Response) -> Any:
         status, body = response
         return request.bytes(encode(body), content_type="application/json", status=status)
-
-    reading: list[Received] = []  # the reference record being applied, for a failure
-
-    @app.agent(app.topic(*settings.topics.names(t.REFERENCE_INPUTS), key_serializer="raw",
-                         value_serializer="raw", acks=False))
-    @supervised("the reference data agent",
-                lambda stream: " ".join(f"{r.topic}/{r.partition} offset {r.offset}"
-                                        for r in reading))
-    async def reference_data(stream: Any) -> None:
-        async for event in stream.noack().events():
-            message = event.message
-            reading[:] = [Received(message.topic, message.partition, message.offset,
-                                   message.key, message.value, int(message.timestamp * 1000))]
-            await outputs.send(monitor.apply_reference(reading[0]))
 
     endpoints = {
         "/cover2": "the Cover-2 results: credit and liquidity, with how fresh they are",
@@ -149,7 +124,7 @@ def create_app(settings: Settings, store: CheckpointStore,
 
     @app.page("/healthz")
     async def healthz(view: Any, request: Any) -> Any:
-        healthy = ingest.assigned and bool(app.consumer.assignment()) and not app.rebalancing
+        healthy = ingest.assigned and not ingest.rebalancing
         return respond(view, web.healthz(healthy, settings.name))
 
     @app.page("/readyz")

@@ -33,18 +33,6 @@ class Record(Protocol):
 
 
 @dataclass(frozen=True)
-class Received:
-    """A record taken from elsewhere (a faust event), as the monitor needs it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp: int
-
-
-@dataclass(frozen=True)
 class DeadLetter:
     """A refused message, ready for the dead-letter topic."""
 

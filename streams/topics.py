@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Per-message inputs read in batches by the ingest loop.
+# Per-message inputs.
 TRADES, PRICES, COLLATERAL = "trades", "prices", "collateral"
 HOT_INPUTS = (TRADES, PRICES, COLLATERAL)
-# Low-rate inputs read by faust agents.
+# Low-rate inputs, applied one message at a time.
 SETTLEMENTS, MEMBERS, INSTRUMENTS, SCENARIOS, RESOURCES = (
     "settlements", "members", "instruments", "scenarios", "resources")
 REFERENCE_INPUTS = (SETTLEMENTS, MEMBERS, INSTRUMENTS, SCENARIOS, RESOURCES)
@@ -19,6 +19,8 @@ INPUTS = HOT_INPUTS + REFERENCE_INPUTS
 # Inputs keyed by member and read together, partition number by partition number: a
 # member's messages all belong to its home partition (:mod:`streams.homes`).
 MEMBER_KEYED = (TRADES, COLLATERAL)
+# Inputs every worker reads whole.
+EVERY_WORKER = (PRICES, *REFERENCE_INPUTS)
 # Outputs.
 COVER2, MARGIN_CALLS, DEAD_LETTER = "cover2", "margin-calls", "dead-letter"
 OUTPUTS = (COVER2, MARGIN_CALLS, DEAD_LETTER)

@@ -1,9 +1,10 @@
-"""Small CCPs built from stated losses, for the worked examples."""
+"""Small CCPs built from stated losses, for the worked examples, and records built by hand."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -94,3 +95,15 @@ def messages_with_losses(losses: Mapping[str, Mapping[str, float]], *,
     out.append(("resources", "resources", dict(resources or {"skin_in_the_game": 0.0,
                                                              "liquid_resources": []})))
     return out
+
+
+@dataclass(frozen=True)
+class Received:
+    """A record built by hand, as the monitor takes records from a consumer."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int  # milliseconds

@@ -120,15 +120,3 @@ class Connection:
         """An admin client."""
         return AIOKafkaAdminClient(bootstrap_servers=self.bootstrap_servers,
                                    **self.security(), **kwargs)
-
-    def faust_credentials(self) -> Any:
-        """The same security for the faust app's own clients: faust credentials, or None."""
-        import faust
-
-        if self.uses_sasl:
-            return faust.SASLCredentials(username=self.username, password=self.password(),
-                                         ssl_context=self.ssl_context(),
-                                         mechanism=self.sasl_mechanism)
-        if self.uses_tls:
-            return faust.SSLCredentials(self.ssl_context())
-        return None

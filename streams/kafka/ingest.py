@@ -1,4 +1,4 @@
-"""The batch consumers of trades, collateral and prices, hosted by the faust app.
+"""The batch consumers of every input topic, hosted by the faust app.
 
 faust's per-message machinery tops out at a few thousand events a second; these
 loops read with ``getmany``, apply each batch to the core in steps of a few
@@ -7,10 +7,12 @@ producer, and commit offsets in the background only once those outputs are out.
 
 Trades and collateral are shared out by the consumer group, partition number
 by partition number (:class:`streams.kafka.assignor.CoPartitionedAssignor`);
-prices reach every worker, read by a consumer of their own outside the group.
-At start, both loops wait until the reference topics are read to where they
-ended: settlements and reference data first, so that a worker rebuilding from
-the topics never finds a settlement older than its settlement horizon.
+prices and the reference topics (settlements, members, instruments, scenarios,
+resources) reach every worker, read by a consumer of their own outside the group
+that never commits: it starts where the state stops. At start, trades, collateral
+and prices wait until the reference topics are read to where they ended:
+settlements and reference data first, so that a worker rebuilding from the topics
+never finds a settlement older than its settlement horizon.
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         log.info("partitions revoked: %s", sorted(map(str, revoked)))
         self.ingest.rebalances += 1  # a batch being applied leaves its other steps
+        self.ingest.rebalancing = True
         await self.ingest.refresh()
         await self.ingest.hand_over()
 
@@ -142,7 +145,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
                     ingest.assignor.group_size)
         for tp in assigned:
             consumer.seek(tp, monitor.next_offset(tp.topic, tp.partition))
-        ingest.assigned = True
+        ingest.assigned, ingest.rebalancing = True, False
         log.info("partitions assigned (%d workers in the group): %s",
                  ingest.assignor.group_size, sorted(map(str, assigned)))
 
@@ -163,7 +166,8 @@ class Ingest(mode.Service):
         self.consumer = self.prices = None
         self.assignor = CoPartitionedAssignor()
         self.member_keyed = settings.topics.names(t.MEMBER_KEYED)
-        self.assigned = False
+        self.price_topic = settings.topics.name(t.PRICES)
+        self.assigned = self.rebalancing = False
         self._applied: dict[TopicPartition, int] = {}
         self._commit: asyncio.Task[None] | None = None
         self._refreshing: asyncio.Future[None] | None = None
@@ -177,15 +181,13 @@ class Ingest(mode.Service):
         connection = Connection.of(s)
         self.prices = connection.batch_consumer(s.fetch_wait, client_id=f"cover2-prices-{s.name}")
         await self.prices.start()
-        prices = s.topics.name(t.PRICES)
         await self.prices.topics()  # loads the topics' metadata
-        everywhere = [TopicPartition(prices, p)
-                      for p in sorted(self.prices.partitions_for_topic(prices) or ())]
+        everywhere = [TopicPartition(topic, p) for topic in s.topics.names(t.EVERY_WORKER)
+                      for p in sorted(self.prices.partitions_for_topic(topic) or ())]
         self.prices.assign(everywhere)
         for tp in everywhere:
-            self.prices.seek(tp, self.monitor.next_offset(prices, tp.partition))
-        reference = [TopicPartition(topic, p) for topic in s.topics.names(t.REFERENCE_INPUTS)
-                     for p in sorted(self.prices.partitions_for_topic(topic) or ())]
+            self.prices.seek(tp, self.monitor.next_offset(tp.topic, tp.partition))
+        reference = [tp for tp in everywhere if tp.topic != self.price_topic]
         self._reference_ends = {(tp.topic, tp.partition): end for tp, end in
                                 (await self.prices.end_offsets(reference)).items()}
         self.consumer = connection.batch_consumer(
@@ -288,27 +290,42 @@ class Ingest(mode.Service):
             await asyncio.sleep(0)
         self._refresh_soon()
 
-    async def _reference_read(self) -> None:
-        """Wait until the reference topics are read to where they ended at start."""
-        started = time.monotonic()
+    def _reference_read(self, started: float) -> bool:
+        """Whether the reference topics are read to where they ended at start, or
+        :data:`REFERENCE_WAIT_S` have passed since ``started`` (then reading on anyway, and
+        saying so)."""
         monitor, ends = self.monitor, self._reference_ends
-        while any(monitor.next_offset(topic, p) < end for (topic, p), end in ends.items()):
-            if time.monotonic() - started > REFERENCE_WAIT_S:
-                behind = sorted(f"{topic}/{p}" for (topic, p), end in ends.items()
-                                if monitor.next_offset(topic, p) < end)
-                log.warning("the reference topics are not read to their ends after %.0f s (%s "
-                            "behind): reading trades, prices and collateral anyway",
-                            REFERENCE_WAIT_S, ", ".join(behind))
-                break
-            await asyncio.sleep(0.02)
+        behind = sorted(f"{topic}/{p}" for (topic, p), end in ends.items()
+                        if monitor.next_offset(topic, p) < end)
+        if behind and time.monotonic() - started <= REFERENCE_WAIT_S:
+            return False
+        if behind:
+            log.warning("the reference topics are not read to their ends after %.0f s (%s "
+                        "behind): reading trades, prices and collateral anyway",
+                        REFERENCE_WAIT_S, ", ".join(behind))
         self._reference_ends = {}
+        return True
+
+    async def _apply_reference(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Apply reference records one at a time, in each partition's order, with a turn
+        of the event loop every :data:`STEP_S` or so (a scenario reprices every member)."""
+        started = time.perf_counter()
+        for records in batch.values():
+            for record in records:
+                await self.outputs.send(self.monitor.apply_reference(record))
+                if time.perf_counter() - started > STEP_S:
+                    await asyncio.sleep(0)
+                    started = time.perf_counter()
+        self._refresh_soon()
 
     @mode.Service.task
     @supervised("the ingest loop (trades, collateral)", lambda self: self.reading(self.consumer))
     async def _consume(self) -> None:
         assert self.consumer is not None
         consumer = self.consumer
-        await self._reference_read()
+        started = time.monotonic()
+        while not self._reference_read(started):
+            await asyncio.sleep(0.02)
         while not self.should_stop:
             batch = await consumer.getmany(timeout_ms=IDLE_POLL_MS,
                                            max_records=self.settings.max_batch)
@@ -319,12 +336,24 @@ class Ingest(mode.Service):
             self._commit_soon()
 
     @mode.Service.task
-    @supervised("the price loop", lambda self: self.reading(self.prices))
+    @supervised("the price and reference data loop", lambda self: self.reading(self.prices))
     async def _consume_prices(self) -> None:
         assert self.prices is not None
-        await self._reference_read()
+        consumer = self.prices
+        held = [tp for tp in consumer.assignment() if tp.topic == self.price_topic]
+        consumer.pause(*held)  # until the reference topics are read
+        started = time.monotonic()
         while not self.should_stop:
-            batch = await self.prices.getmany(timeout_ms=IDLE_POLL_MS,
-                                              max_records=self.settings.max_batch)
-            if batch:
-                await self._apply(self.prices, batch)
+            batch = await consumer.getmany(timeout_ms=IDLE_POLL_MS,
+                                           max_records=self.settings.max_batch)
+            reference = {tp: records for tp, records in batch.items()
+                         if tp.topic != self.price_topic}
+            if reference:
+                await self._apply_reference(reference)
+            if held and self._reference_read(started):
+                consumer.resume(*held)
+                held = []
+            prices = {tp: records for tp, records in batch.items()
+                      if tp.topic == self.price_topic}
+            if prices:
+                await self._apply(consumer, prices)

@@ -10,11 +10,8 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-import faust
 import pytest
 
-from streams.app import _faust_app
-from streams.checkpoint import CheckpointStore
 from streams.kafka.clients import Connection
 from streams.settings import Settings
 from tests.integration.test_kafka_security import certificate
@@ -67,21 +64,10 @@ async def test_every_client_is_built_with_the_security(sasl_ssl: Settings) -> No
     await clients[3].close()
 
 
-def test_the_faust_app_authenticates_the_same_way(sasl_ssl: Settings, tmp_path: Path) -> None:
-    app = _faust_app(sasl_ssl, CheckpointStore(tmp_path, "w1", "ccp."))
-    credentials = app.conf.broker_credentials
-    assert isinstance(credentials, faust.SASLCredentials)
-    assert (credentials.username, credentials.password) == ("cover2-worker", PASSWORD)
-    assert credentials.mechanism.value == "SCRAM-SHA-512"
-    assert isinstance(credentials.ssl_context, ssl.SSLContext)
-
-
 def test_plaintext_and_tls_only() -> None:
     assert Connection("b:1").security() == {"security_protocol": "PLAINTEXT"}
-    assert Connection("b:1").faust_credentials() is None
     tls = Connection("b:1", "SSL")
     assert isinstance(tls.security()["ssl_context"], ssl.SSLContext)
-    assert isinstance(tls.faust_credentials(), faust.SSLCredentials)
 
 
 @pytest.mark.parametrize(("settings", "says"), [

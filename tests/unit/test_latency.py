@@ -10,8 +10,9 @@ from risk.calls import CallPolicy
 from streams import topics as t
 from streams.homes import HomePartition
 from streams.monitor import Monitor
-from streams.records import EventTimes, Received
+from streams.records import EventTimes
 from streams.tally import LATENCY_BUCKETS, Latency
+from tests.fixtures import Received
 
 TOPICS = t.Topics("ccp.")
 NOW = 1_800_000_000.0

@@ -12,8 +12,8 @@ import pytest
 from risk.calls import CallPolicy
 from streams.codec import Plausibility
 from streams.monitor import Monitor
-from streams.records import Received
 from streams.topics import Topics
+from tests.fixtures import Received
 
 NOW = 1_764_000_000.0  # the worker's clock in these tests
 SKEW = 300.0

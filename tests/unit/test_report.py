@@ -15,7 +15,6 @@ import pytest
 
 from risk.periods import Timeline, calendar, midnight
 from streams.kafka.history import History
-from streams.records import Received
 from streams.tools.progress import Progress
 from streams.tools.replay import in_event_time_order
 from streams.tools.report import (
@@ -27,6 +26,7 @@ from streams.tools.report import (
     writable,
 )
 from streams.tools.settings import ToolSettings
+from tests.fixtures import Received
 
 BN = 1e9
 Q1_DAY, Q2_DAY = midnight(dt.date(2026, 2, 2)), midnight(dt.date(2026, 5, 4))
